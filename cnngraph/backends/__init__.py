@@ -1,0 +1,1 @@
+"""Backends: what users see (report, and later render, execute, export)."""

@@ -1,0 +1,108 @@
+"""The command line: argument parsing and printing only; the work is the public API's.
+
+Any error in the user's input is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Optional, Sequence
+
+from . import analyze, load
+from .backends import report
+from .dtypes import COUNTING_DTYPES
+from .errors import CnnGraphError
+
+
+class UsageError(CnnGraphError):
+    """A malformed option value."""
+
+
+def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """'data=1x3x224x224' -> ('data', (1, 3, 224, 224))."""
+    m = re.fullmatch(r"(.+)=(\d+(?:[x,]\d+)*)", text.strip())
+    if not m:
+        raise UsageError(f"--input-shape '{text}' is not NAME=DxDx... (e.g. data=1x3x224x224)")
+    return m.group(1), tuple(int(d) for d in re.split(r"[x,]", m.group(2)))
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="an ONNX file, or a built-in example name (light-resnet50, ...)")
+    p.add_argument("--batch", type=positive_int, help="batch size (default: the model's, or 1)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
+                   help="the whole shape of one input; repeat for several inputs")
+    p.add_argument("--dtype", choices=COUNTING_DTYPES, default="float32",
+                   help="element type memory is counted in (default float32)")
+    p.add_argument("--allow-unknown", action="store_true",
+                   help="list nodes of unknown ops as uncounted instead of failing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnngraph",
+        description="Exact shapes, parameters, FLOPs and memory for convolutional networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rp = sub.add_parser("report", help="per-layer shapes, parameters, MACs, FLOPs and memory")
+    _analysis_options(rp)
+    rp.add_argument("--format", choices=report.FORMATS, default="table")
+    rp.add_argument("--depth", type=int, metavar="K",
+                    help="one row per block, block paths cut to K levels")
+    rp.add_argument("--sort", choices=report.SORT_KEYS, default="order",
+                    help="row order (default: execution order)")
+    rp.add_argument("--top", type=positive_int, metavar="N", help="only the first N rows")
+    rp.set_defaults(func=cmd_report)
+    ep = sub.add_parser("examples", help="list the built-in example models")
+    ep.set_defaults(func=cmd_examples)
+    return parser
+
+
+def _analyze(args):
+    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    graph = load(args.model)
+    return analyze(graph, batch=args.batch, dtype=args.dtype, input_shapes=shapes,
+                   allow_unknown=args.allow_unknown)
+
+
+def cmd_report(args) -> int:
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth {args.depth} must be 0 or more")
+    a = _analyze(args)
+    text = report.render_report(a, args.format, depth=args.depth, sort=args.sort, top=args.top)
+    if text is not None:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_examples(args) -> int:
+    from .frontends import examples
+
+    for name, path in sorted(examples().items()):
+        print(f"{name:24s} {path}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CnnGraphError as e:
+        print(f"cnngraph: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `cnngraph report ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""One exception hierarchy. Every message is one line that names the file, node, op and shapes.
+
+The CLI prints ``str(error)`` and exits with code 2 for any ``CnnGraphError``.
+"""
+
+from __future__ import annotations
+
+
+class CnnGraphError(Exception):
+    """Base of every error cnngraph raises for bad input."""
+
+    def __init__(self, message: str, *, source: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.source = source
+
+    def with_source(self, source: str) -> "CnnGraphError":
+        """Attach the file the error comes from (once, by the outermost caller that knows it)."""
+        if self.source is None:
+            self.source = source
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}" if self.source else self.message
+
+
+class LoadError(CnnGraphError):
+    """The file cannot be read as a model: missing, not ONNX, truncated."""
+
+
+class GraphError(CnnGraphError):
+    """The graph is malformed: a cycle, a tensor read but never defined, a duplicate name."""
+
+
+class NodeError(CnnGraphError):
+    """Something is wrong at one node; the message starts with the node and op."""
+
+    def __init__(self, node, message: str, *, source: str | None = None):
+        self.node_name = node.name
+        self.op_type = node.op_type
+        super().__init__(f"node '{node.name}' ({node.op_type}): {message}", source=source)
+
+
+class ShapeError(NodeError):
+    """A shape rule failed: mismatched inputs, a kernel larger than its padded input, ..."""
+
+
+class UnsupportedOpError(NodeError):
+    """The op registry does not know this op type (or this form of it)."""
+
+
+class InputShapeError(CnnGraphError):
+    """A graph input has a dimension nobody gave a value for, or a bad --input-shape."""

@@ -1,0 +1,124 @@
+"""ONNX ModelProto -> Graph.
+
+Weights are never read here: external data is not loaded (its paths are never followed) and
+initializers become Constants whose bytes are converted only if a pass asks for a small one.
+Old-style models (IR < 4) list initializers among the graph inputs; those are constants, not
+inputs. Weights computed by constant subgraphs (ConstantOfShape, Constant, Reshape of a
+constant...) stay nodes here and are folded by the shape pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+
+from .. import dtypes
+from ..errors import CnnGraphError, LoadError
+from ..ir import Constant, Graph, Node, TensorInfo, block_of
+
+
+def load_onnx(path: str) -> Graph:
+    """Read an ONNX file into a Graph (weights stay unread).
+
+    >>> import onnx.backend.test, os
+    >>> light = os.path.join(os.path.dirname(onnx.backend.test.__file__), "data", "light")
+    >>> load_onnx(os.path.join(light, "light_bvlc_alexnet.onnx")).opset
+    9
+    """
+    if not os.path.exists(path):
+        raise LoadError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise LoadError(f"{path}: is a directory, not an ONNX file")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, OSError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LoadError(f"{path}: not a readable ONNX model ({detail})") from None
+    if not model.HasField("graph") or model.ir_version == 0:
+        raise LoadError(f"{path}: not an ONNX model (no graph or no IR version)")
+    try:
+        return from_model(model, source=path)
+    except CnnGraphError as e:
+        raise e.with_source(path)
+
+
+def from_model(model: onnx.ModelProto, source: str = "") -> Graph:
+    """Convert an in-memory ModelProto."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    g = model.graph
+    name = g.name or os.path.splitext(os.path.basename(source))[0] or "model"
+    graph = Graph(name, source=source, opset=opset)
+
+    for init in g.initializer:
+        graph.add_constant(_constant(init))
+    for sparse in g.sparse_initializer:
+        graph.add_constant(Constant(sparse.values.name, dtypes.from_onnx(sparse.values.data_type),
+                                    tuple(sparse.dims), None))
+    for vi in g.input:
+        if vi.name not in graph.constants:  # IR < 4: initializers are listed as inputs too
+            graph.add_input(_tensor_info(vi))
+    for vi in list(g.value_info) + list(g.output):
+        if vi.type.HasField("tensor_type"):
+            graph.value_info[vi.name] = _tensor_info(vi)
+
+    names = _node_names(g.node)
+    for onnx_node, node_name in zip(g.node, names):
+        graph.add_node(Node(
+            name=node_name,
+            op_type=onnx_node.op_type,
+            inputs=tuple(onnx_node.input),
+            outputs=tuple(onnx_node.output),
+            attrs={a.name: _attr_value(a) for a in onnx_node.attribute},
+            block=block_of(onnx_node.name or (onnx_node.output[0] if onnx_node.output else "")),
+            domain=onnx_node.domain,
+        ))
+    graph.outputs.extend(o.name for o in g.output)
+    return graph.freeze()
+
+
+def _node_names(nodes) -> list[str]:
+    """Every node gets a unique, readable name: its own, else its first output's."""
+    names, seen = [], Counter()
+    for i, n in enumerate(nodes):
+        base = n.name or (n.output[0] if n.output and n.output[0] else f"{n.op_type}_{i}")
+        seen[base] += 1
+        names.append(base if seen[base] == 1 else f"{base}_{seen[base] - 1}")
+    return names
+
+
+def _tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
+    t = vi.type.tensor_type
+    shape = None
+    if t.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                      for d in t.shape.dim)
+    dtype = dtypes.ONNX_TO_NAME.get(t.elem_type, "float32")
+    return TensorInfo(vi.name, dtype, shape)
+
+
+def _constant(init: onnx.TensorProto) -> Constant:
+    external = init.data_location == onnx.TensorProto.EXTERNAL
+    loader = None if external else (lambda: numpy_helper.to_array(init))
+    return Constant(init.name, dtypes.from_onnx(init.data_type), tuple(init.dims), loader)
+
+
+def _attr_value(attr: onnx.AttributeProto):
+    """Attributes as plain Python: str for strings, numpy arrays for tensors, lists for lists."""
+    value = onnx.helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, list):
+        if value and isinstance(value[0], bytes):
+            return [v.decode("utf-8", "replace") for v in value]
+        if value and isinstance(value[0], onnx.TensorProto):
+            return [numpy_helper.to_array(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,191 @@
+"""The intermediate representation: nodes and tensors on a networkx DAG.
+
+Nodes are plain data; what an op *does* lives in the op classes (cnngraph.ops). Argument order
+and repeated inputs (``Add(x, x)``) come from ``Node.inputs``, never from networkx edges, which
+hold neither order nor multiplicity. The DAG's edges only say "this node reads something that
+node wrote", which is what scheduling and cycle checks need.
+
+>>> g = Graph("tiny")
+>>> g.add_input(TensorInfo("x", "float32", (1, 3, 8, 8)))
+>>> g.add_node(Node("r", "Relu", ("x",), ("y",)))
+>>> g.outputs.append("y")
+>>> g.freeze().order()
+['r']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import networkx as nx
+import numpy as np
+
+from .errors import GraphError
+
+Dim = "int | str | None"  # a declared dimension: a number, a symbolic name, or unknown
+
+
+@dataclass(frozen=True)
+class Node:
+    """One op application. ``inputs`` may hold '' for an omitted optional input."""
+
+    name: str
+    op_type: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    block: str = ""
+    domain: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A declared tensor type; dims may be symbolic (str) or unknown (None)."""
+
+    name: str
+    dtype: str
+    shape: Optional[tuple] = None
+
+
+@dataclass(frozen=True, eq=False)
+class Constant:
+    """A tensor known before the run (an initializer). Its bytes are read only on demand, so a
+    multi-GB model is analysed without touching its weights."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    loader: Optional[Callable[[], np.ndarray]] = None  # None: bytes not available (external data)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def value(self) -> Optional[np.ndarray]:
+        return None if self.loader is None else self.loader()
+
+
+def block_of(name: str) -> str:
+    """The block path of a node from its name scope.
+
+    >>> block_of("inception_3a/1x1")
+    'inception_3a'
+    >>> block_of("/layer1/layer1.0/conv1/Conv")
+    'layer1/layer1.0'
+    >>> block_of("conv1")
+    ''
+    """
+    parts = [p for p in name.split("/") if p]
+    # Exporters that start names with '/' (torch) end them with 'module/OpType': drop both.
+    drop = 2 if name.startswith("/") else 1
+    return "/".join(parts[:-drop]) if len(parts) > drop else ""
+
+
+class Graph:
+    """A network: nodes in the model's own order, graph inputs and outputs, constants.
+
+    Build it with add_input / add_constant / add_node, then ``freeze()`` to check it and
+    build the DAG. A frozen graph is what passes take.
+    """
+
+    def __init__(self, name: str, source: str = "", opset: int = 18):
+        self.name = name
+        self.source = source
+        self.opset = opset
+        self.nodes: dict[str, Node] = {}
+        self.inputs: list[TensorInfo] = []
+        self.outputs: list[str] = []
+        self.constants: dict[str, Constant] = {}
+        self.value_info: dict[str, TensorInfo] = {}  # shapes a producer declared, if any
+        self.dag: nx.DiGraph = nx.DiGraph()
+        self.producer: dict[str, str] = {}
+        self.consumers: dict[str, list[str]] = {}
+        self._order: Optional[list[str]] = None
+
+    # -- building ---------------------------------------------------------------------------
+    def add_input(self, info: TensorInfo) -> None:
+        self.inputs.append(info)
+
+    def add_constant(self, const: Constant) -> None:
+        self.constants[const.name] = const
+
+    def add_node(self, node: Node) -> Node:
+        if node.name in self.nodes:
+            raise GraphError(f"two nodes are named '{node.name}'")
+        self.nodes[node.name] = node
+        self._order = None
+        return node
+
+    def freeze(self) -> "Graph":
+        """Index producers and consumers, build the DAG, reject undefined tensors and cycles."""
+        defined = {t.name for t in self.inputs} | set(self.constants)
+        producer: dict[str, str] = {}
+        for node in self.nodes.values():
+            for out in node.outputs:
+                if not out:
+                    continue
+                if out in producer or out in defined:
+                    raise GraphError(
+                        f"node '{node.name}' ({node.op_type}) writes tensor '{out}', "
+                        f"which is already defined")
+                producer[out] = node.name
+        consumers: dict[str, list[str]] = {}
+        dag = nx.DiGraph()
+        dag.add_nodes_from(self.nodes)
+        for node in self.nodes.values():
+            for inp in node.inputs:
+                if not inp:
+                    continue
+                if inp not in producer and inp not in defined:
+                    raise GraphError(
+                        f"node '{node.name}' ({node.op_type}) reads tensor '{inp}', "
+                        f"which no node, input or initializer defines")
+                consumers.setdefault(inp, []).append(node.name)
+                if inp in producer:
+                    dag.add_edge(producer[inp], node.name)
+        for out in self.outputs:
+            if out not in producer and out not in defined:
+                raise GraphError(f"graph output '{out}' is never defined")
+        self.producer, self.consumers, self.dag = producer, consumers, dag
+        if not nx.is_directed_acyclic_graph(dag):
+            cycle = nx.find_cycle(dag)
+            path = " -> ".join(f"'{a}'" for a, _ in cycle) + f" -> '{cycle[0][0]}'"
+            raise GraphError(f"the graph has a cycle: {path}")
+        self._order = None
+        return self
+
+    # -- reading ----------------------------------------------------------------------------
+    def order(self) -> list[str]:
+        """A topological order that keeps the model's own order wherever it is already valid.
+
+        Deterministic: ties are broken by position in the model, so the same file always
+        gives the same order.
+        """
+        if self._order is None:
+            position = {name: i for i, name in enumerate(self.nodes)}
+            self._order = list(nx.lexicographical_topological_sort(self.dag, key=position.get))
+        return self._order
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    def node_list(self) -> list[Node]:
+        return [self.nodes[n] for n in self.order()]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {len(self.nodes)} nodes, {len(self.constants)} constants)"
+
+
+def as_tuple(values: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)

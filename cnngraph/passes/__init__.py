@@ -1,0 +1,1 @@
+"""Passes over the IR: shapes (with folding), costs, liveness, analysis."""

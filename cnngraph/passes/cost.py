@@ -1,0 +1,161 @@
+"""Cost analysis: parameters, MACs, FLOPs and activation bytes per layer and per block.
+
+Parameters are float constants other than scalars that a running node reads, directly or
+through folded view ops (Reshape, Transpose, Cast... of a weight). Each is counted once, at the
+first node that reads it, however many nodes share it. Integer tensors (shapes, indices) and
+operator settings (Resize scales, Clip bounds) are never parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .. import dtypes
+from ..ir import Graph
+from ..ops import lookup
+from .shapes import Shapes, make_call
+
+# Folded ops that pass a weight through unchanged in count: a parameter seen through any
+# chain of them is the same parameter.
+_VIEW_LIKE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Cast",
+              "Dropout"}
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One running node. MACs are multiply-accumulates; flops = 2*macs + other_flops."""
+
+    name: str
+    op: str
+    block: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    params: int
+    trainable_params: int
+    macs: int
+    other_flops: int
+    activation_bytes: int
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.params - self.trainable_params
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.other_flops
+
+
+@dataclass
+class Totals:
+    params: int = 0
+    trainable_params: int = 0
+    macs: int = 0
+    other_flops: int = 0
+    activation_bytes: int = 0
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.params - self.trainable_params
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.other_flops
+
+    def add(self, layer: LayerCost) -> None:
+        self.params += layer.params
+        self.trainable_params += layer.trainable_params
+        self.macs += layer.macs
+        self.other_flops += layer.other_flops
+        self.activation_bytes += layer.activation_bytes
+
+
+@dataclass
+class BlockCost(Totals):
+    name: str = ""
+    layers: int = 0
+
+
+@dataclass
+class Costs:
+    layers: list[LayerCost] = field(default_factory=list)
+    blocks: list[BlockCost] = field(default_factory=list)
+    totals: Totals = field(default_factory=Totals)
+    shared_params: dict[str, list[str]] = field(default_factory=dict)  # tensor -> readers
+
+
+def tensor_bytes(shapes: Shapes, name: str, dtype: str) -> int:
+    """Bytes of a tensor when float tensors are counted in ``dtype``."""
+    t = shapes.types[name]
+    size = dtypes.itemsize(dtype) if dtypes.is_float(t.dtype) else dtypes.itemsize(t.dtype)
+    return t.size * size
+
+
+def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
+    costs = Costs()
+    owner: dict[str, str] = {}  # parameter source -> the layer it is counted at
+    for name in graph.order():
+        if not shapes.is_compute(name):
+            continue
+        node = graph.nodes[name]
+        op = lookup(node)
+        call = make_call(graph, shapes, node, op)
+        outs = [shapes.types[o] for o in node.outputs if o]
+        params = trainable = 0
+        for i, t in enumerate(node.inputs):
+            if not _is_param(shapes, t) or i in op.attribute_inputs:
+                continue
+            source = _param_source(graph, shapes, t)
+            if source in owner:
+                costs.shared_params.setdefault(source, [owner[source]]).append(name)
+                continue
+            owner[source] = name
+            params += shapes.types[t].size
+            if i not in op.non_trainable_inputs:
+                trainable += shapes.types[t].size
+        layer = LayerCost(
+            name=name, op=node.op_type, block=node.block, inputs=node.inputs,
+            outputs=node.outputs,
+            output_shapes=tuple(shapes.types[o].shape for o in node.outputs if o),
+            params=params, trainable_params=trainable,
+            macs=int(op.macs(call, outs)), other_flops=int(op.other_flops(call, outs)),
+            activation_bytes=sum(tensor_bytes(shapes, o, dtype) for o in node.outputs if o),
+        )
+        costs.layers.append(layer)
+        costs.totals.add(layer)
+    costs.blocks = block_totals(costs.layers)
+    return costs
+
+
+def block_totals(layers: list[LayerCost]) -> list[BlockCost]:
+    """Subtotals for every block path and each of its ancestors, in order of appearance."""
+    blocks: dict[str, BlockCost] = {}
+    for layer in layers:
+        parts = layer.block.split("/") if layer.block else []
+        for depth in range(1, len(parts) + 1):
+            path = "/".join(parts[:depth])
+            block = blocks.setdefault(path, BlockCost(name=path))
+            block.add(layer)
+            block.layers += 1
+    return list(blocks.values())
+
+
+def _is_param(shapes: Shapes, tensor: str) -> bool:
+    if not tensor or tensor not in shapes.constant:
+        return False
+    t = shapes.types[tensor]
+    return dtypes.is_float(t.dtype) and t.size > 1
+
+
+def _param_source(graph: Graph, shapes: Shapes, tensor: str) -> str:
+    """Follow a folded weight back through view-like ops to the tensor it was made from."""
+    seen: Optional[str] = None
+    while tensor != seen:
+        seen = tensor
+        producer = graph.producer.get(tensor)
+        if producer is not None:
+            node = graph.nodes[producer]
+            if node.op_type in _VIEW_LIKE and node.inputs and node.inputs[0] in shapes.constant:
+                tensor = node.inputs[0]
+    return tensor
