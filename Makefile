@@ -1,7 +1,7 @@
 # make demo | test | bench | clean. Everything runs in .venv, created on first use.
 PYTHON ?= python3
 VENV ?= .venv
-DEMO_MODEL ?= resnet50-light
+DEMO_MODEL ?= light-resnet50
 
 .PHONY: demo test bench clean
 

@@ -187,10 +187,14 @@ def print_table(a: Analysis, console=None, **opts) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    import sys
+
+    # Piped output is not cut to 80 columns: a file or a pager can hold the whole table.
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=_header(a), title_justify="left", show_lines=False)
     for i, col in enumerate(COLUMNS):
-        table.add_column(col, justify="right" if i >= 3 else "left", no_wrap=i != 0)
+        table.add_column(col, justify="right" if i >= 3 else "left", no_wrap=i != 0,
+                         min_width=12 if i == 0 else None, overflow="fold")
     for r in rows(a, **opts):
         table.add_row(*_cells(r))
     console.print(table)

@@ -180,7 +180,8 @@ def _fold(result: Shapes, node: Node, op, call: Call, outs: list[TensorType]) ->
         if not out_name:
             continue
         v = np.asarray(v)
-        if tuple(v.shape) != t.shape:
-            raise ShapeError(node, f"the numpy reference gives {shape_str(v.shape)} where the "
-                                   f"shape rule gives {shape_str(t.shape)}")
+        if tuple(v.shape) != t.shape or (v.dtype.name != t.dtype and t.dtype != "bfloat16"):
+            raise ShapeError(node, f"the numpy reference gives {v.dtype.name} "
+                                   f"{shape_str(v.shape)} where the shape rule gives {t.dtype} "
+                                   f"{shape_str(t.shape)}")
         result.values[out_name] = v
