@@ -174,7 +174,7 @@ def _header(a: Analysis) -> str:
 
 
 def to_markdown(a: Analysis, **opts) -> str:
-    lines = [f"**{_header(a)}**", "", "| " + " | ".join(COLUMNS) + " |",
+    lines = [_header(a).replace("\n", "  \n"), "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "---|" * 2 + "---|" + "---:|" * 4]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows(a, **opts)]
     lines.append("")

@@ -137,6 +137,9 @@ class OpDef:
     never_fold: ClassVar[bool] = False
     # Output is a view of input 0 (same bytes, different shape): Reshape, Flatten, Squeeze...
     is_view: ClassVar[bool] = False
+    # Output holds exactly input 0's elements, reordered or converted (Transpose, Cast): a
+    # weight seen through it, like one seen through a view, is the same parameter.
+    reorders_only: ClassVar[bool] = False
 
     def infer(self, call: Call) -> list[TensorType]:
         raise NotImplementedError

@@ -98,7 +98,8 @@ class ConvTranspose(OpDef):
         The full scatter is s*(n-1) + output_padding + d*(k-1) + 1 long; explicit pads crop it.
         output_shape (or SAME_*, which asks for n*s) fixes the output instead, and the crop is
         derived from it: the odd pixel goes to the end for SAME_UPPER, to the beginning otherwise
-        (NOTSET, SAME_LOWER), as the ONNX spec says.
+        (NOTSET, SAME_LOWER), as the ONNX spec says. An output_shape longer than the scatter is
+        an error (onnxruntime rejects it too); SAME never pads the scatter out to n*s.
         """
         x, w = call.shape(0), call.shape(1)
         _check_rank(call, x, w)
@@ -135,7 +136,11 @@ class ConvTranspose(OpDef):
             else:
                 o = target[i]
                 total = full - o
-                if total < 0:
+                if total < 0 and not call.has_attr("output_shape"):
+                    # SAME, but the scatter is shorter than n*s (kernel below the stride):
+                    # onnxruntime and onnx.shape_inference keep the scatter as it is
+                    total, o = 0, full
+                elif total < 0:
                     raise call.error(
                         f"output size {o} on spatial axis {i} is larger than the {full} the "
                         f"transposed convolution produces from input {n} with kernel {k}, "

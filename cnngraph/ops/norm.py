@@ -82,13 +82,13 @@ class BatchNormalization(OpDef):
         return (x[1],)
 
     def _training(self, call: Call) -> bool:
-        n_out = len(call.node.outputs)
+        extra = any(call.node.outputs[1:])  # an omitted optional output is named ''
         if call.opset >= 14:
-            if not call.attr("training_mode") and n_out > 1:
+            if not call.attr("training_mode") and extra:
                 raise call.error(f"training_mode=0 has only the output Y, but the node has "
-                                 f"{n_out} outputs")
+                                 f"{len(call.node.outputs)} outputs")
             return bool(call.attr("training_mode"))
-        return n_out > 1
+        return extra
 
     def infer(self, call: Call) -> list[TensorType]:
         _check_channels(call, "BatchNormalization")

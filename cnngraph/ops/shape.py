@@ -179,6 +179,7 @@ class Transpose(OpDef):
     """Permute the axes: output axis i is input axis perm[i] (default: reversed)."""
 
     op_type = "Transpose"
+    reorders_only = True
     attrs = {"perm": None}
 
     def perm(self, call: Call) -> list[int]:
@@ -461,6 +462,7 @@ class Cast(OpDef):
     """Convert the elements to the ONNX type code `to`."""
 
     op_type = "Cast"
+    reorders_only = True
 
     def dtype(self, call: Call) -> str:
         try:

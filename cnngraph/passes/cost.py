@@ -16,11 +16,6 @@ from ..ir import Graph
 from ..ops import lookup
 from .shapes import Shapes, make_call
 
-# Folded ops that pass a weight through unchanged in count: a parameter seen through any
-# chain of them is the same parameter.
-_VIEW_LIKE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Cast",
-              "Dropout"}
-
 
 @dataclass(frozen=True)
 class LayerCost:
@@ -156,6 +151,7 @@ def _param_source(graph: Graph, shapes: Shapes, tensor: str) -> str:
         producer = graph.producer.get(tensor)
         if producer is not None:
             node = graph.nodes[producer]
-            if node.op_type in _VIEW_LIKE and node.inputs and node.inputs[0] in shapes.constant:
+            op = lookup(node)
+            if (op.is_view or op.reorders_only) and node.inputs[0] in shapes.constant:
                 tensor = node.inputs[0]
     return tensor

@@ -117,8 +117,8 @@ def test_conv_random_1d_shapes_match_onnx(n, k, s, d, pb, pe, auto_pad):
     if auto_pad == "NOTSET":
         attrs["pads"] = [pb, pe]
     inputs = [f32(1, 2, n), f32(3, 2, k)]
-    if auto_pad not in ("SAME_UPPER", "SAME_LOWER") and n + pb * (auto_pad == "NOTSET") + \
-            pe * (auto_pad == "NOTSET") < d * (k - 1) + 1:
+    padded = n + (pb + pe if auto_pad == "NOTSET" else 0)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER") and padded < d * (k - 1) + 1:
         with pytest.raises(ShapeError, match="larger than the padded input"):
             infer("Conv", inputs, attrs)
     else:
@@ -237,7 +237,8 @@ def test_conv_transpose_shape_matches_onnx(xs, ws, attrs, opset):
 
 
 @pytest.mark.parametrize("xs, ws, attrs", [
-    c for c in CT_CASES if "group" not in c[2] and ("output_shape" not in c[2] or "auto_pad" in c[2])])
+    c for c in CT_CASES
+    if "group" not in c[2] and ("output_shape" not in c[2] or "auto_pad" in c[2])])
 def test_conv_transpose_values_match_onnx(xs, ws, attrs):
     # onnx's reference ignores output_shape without auto_pad (it keeps pads 0) and, with groups,
     # adds the first group's bias to every group and mixes up groups of several outputs: those
@@ -276,6 +277,19 @@ def test_conv_transpose_same_ignores_output_padding():
     np.testing.assert_allclose(ours, ort_run("ConvTranspose", inputs, attrs)[0], atol=1e-5)
 
 
+@pytest.mark.onnxruntime
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_conv_transpose_same_with_a_kernel_shorter_than_the_stride(auto_pad):
+    # The scatter, 2*(4-1) + 1 = 7 by 3*(5-1) + 2 = 14, falls short of n*s = 8x15: onnxruntime
+    # and onnx.shape_inference keep it at 7x14. (onnx's reference evaluator pads it to 8x15.)
+    inputs = [rand(1, 2, 4, 5), rand(2, 3, 1, 2, seed=1)]
+    attrs = {"strides": [2, 3], "auto_pad": auto_pad}
+    assert infer("ConvTranspose", inputs, attrs) == onnx_infer("ConvTranspose", inputs, attrs) == [
+        (1, 3, 7, 14)]
+    np.testing.assert_allclose(evaluate("ConvTranspose", inputs, attrs)[0],
+                               ort_run("ConvTranspose", inputs, attrs)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_conv_transpose_output_shape_crops_like_the_spec():
     # in 3, kernel 2, stride 2: the full scatter is 6 long. output_shape 5 crops 1 pixel: from
     # the start by default (and SAME_LOWER), from the end with SAME_UPPER.
@@ -311,7 +325,8 @@ def test_conv_transpose_errors():
     with pytest.raises(ShapeError, match=r"output size 12 on spatial axis 0 is larger than the 9"):
         infer("ConvTranspose", [x, w], {"strides": [2, 2], "output_shape": [12, 9]})
     with pytest.raises(ShapeError, match=r"output size 0 on spatial axis 1: input 4, kernel 3, "
-                                         r"stride 1, dilation 1, output_padding 0, padding \(3, 3\)"):
+                                         r"stride 1, dilation 1, output_padding 0, "
+                                         r"padding \(3, 3\)"):
         infer("ConvTranspose", [x, w], {"pads": [0, 3, 0, 3]})
     with pytest.raises(ShapeError, match=r"attribute output_shape=\[1, 3, 6, 6\] needs 2 values"):
         infer("ConvTranspose", [x, w], {"output_shape": [1, 3, 6, 6]})

@@ -197,6 +197,7 @@ def test_ceil_mode_rounds_up():
                                                 "ceil_mode": 1}) == [(1, 1, 3, 3)]
 
 
+@pytest.mark.onnxruntime
 @pytest.mark.parametrize("n, k, s, pads, expected", [
     (5, 1, 3, [0, 0], 2),  # ceil(4/3)+1 = 3, but the third window would start at 6 >= 5
     (5, 2, 3, [0, 1], 2),  # ceil(4/3)+1 = 3, third start 6 >= 5 + 0
