@@ -7,7 +7,7 @@ node wrote", which is what scheduling and cycle checks need.
 
 >>> g = Graph("tiny")
 >>> g.add_input(TensorInfo("x", "float32", (1, 3, 8, 8)))
->>> g.add_node(Node("r", "Relu", ("x",), ("y",)))
+>>> _ = g.add_node(Node("r", "Relu", ("x",), ("y",)))
 >>> g.outputs.append("y")
 >>> g.freeze().order()
 ['r']
