@@ -1,13 +1,11 @@
 """`cnngraph report`: formats, options, and one clear line with exit code 2 for bad input."""
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import onnx
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from cnngraph.cli import main

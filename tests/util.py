@@ -94,3 +94,18 @@ def onnx_run(op_type, inputs, attrs=None, opset=18, n_outputs=1) -> list[np.ndar
     model = one_node_model(op_type, inputs, attrs, opset, n_outputs)
     feeds = {f"in{i}": x for i, x in enumerate(inputs) if x is not None}
     return ReferenceEvaluator(model).run(None, feeds)
+
+
+def ort_run(op_type, inputs, attrs=None, opset=18, out_types=("float32",)) -> list[np.ndarray]:
+    """onnxruntime on one node: the oracle where onnx's reference evaluator is wrong.
+
+    out_types gives each output's element type (a dtype name or an ONNX code); shapes are left
+    to the runtime. Skips the test when onnxruntime is not installed."""
+    import pytest
+
+    ort = pytest.importorskip("onnxruntime")
+    model = one_node_model(op_type, inputs, attrs, opset, len(out_types))
+    for out, t in zip(model.graph.output, out_types):
+        out.type.tensor_type.elem_type = NAME_TO_ONNX[t] if isinstance(t, str) else t
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {f"in{i}": x for i, x in enumerate(inputs) if x is not None})

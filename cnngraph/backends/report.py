@@ -51,7 +51,8 @@ def to_dict(a: Analysis) -> dict:
         "outputs": [_io(n, tt) for n, tt in a.io(graph.outputs)],
         "layers": [{
             "name": l.name, "op": l.op, "block": l.block, "inputs": [i for i in l.inputs if i],
-            "outputs": [o for o in l.outputs if o], "output_shapes": [list(s) for s in l.output_shapes],
+            "outputs": [o for o in l.outputs if o],
+            "output_shapes": [list(s) for s in l.output_shapes],
             "params": l.params, "trainable_params": l.trainable_params, "macs": l.macs,
             "other_flops": l.other_flops, "flops": l.flops, "activation_bytes": l.activation_bytes,
         } for l in a.layers],
@@ -184,10 +185,10 @@ def to_markdown(a: Analysis, **opts) -> str:
 
 def print_table(a: Analysis, console=None, **opts) -> None:
     """The terminal table (rich), then totals and the memory section."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-
-    import sys
 
     # Piped output is not cut to 80 columns: a file or a pager can hold the whole table.
     console = console or Console(width=None if sys.stdout.isatty() else 160)

@@ -44,7 +44,8 @@ def load_onnx(path: str) -> Graph:
     try:
         return from_model(model, source=path)
     except CnnGraphError as e:
-        raise e.with_source(path)
+        e.with_source(path)
+        raise
 
 
 def from_model(model: onnx.ModelProto, source: str = "") -> Graph:

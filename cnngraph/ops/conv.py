@@ -54,7 +54,8 @@ class Conv(OpDef):
         x, w = call.values[0], call.values[1]
         b = call.values[2] if call.has_input(2) else None
         win = self.window(call)
-        return [conv_reference(x, w, b, win.strides, win.pads, win.dilations, int(call.attr("group")))]
+        group = int(call.attr("group"))
+        return [conv_reference(x, w, b, win.strides, win.pads, win.dilations, group)]
 
 
 def conv_reference(x, w, b, strides, pads, dilations, group):

@@ -102,7 +102,8 @@ def infer_shapes(graph: Graph, batch: Optional[int] = None,
     try:
         return _infer(graph, batch, input_shapes, allow_unknown)
     except CnnGraphError as e:
-        raise e.with_source(graph.source or graph.name)
+        e.with_source(graph.source or graph.name)
+        raise
 
 
 def _infer(graph, batch, input_shapes, allow_unknown) -> Shapes:

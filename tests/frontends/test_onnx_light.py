@@ -1,7 +1,6 @@
 """The real model-zoo graphs the onnx package ships: every one imports, and our shapes equal
 onnx.shape_inference on every tensor onnx can infer."""
 
-import os
 
 import numpy as np
 import onnx
@@ -61,8 +60,8 @@ def test_params_equal_the_weights_the_file_defines(name):
 
 
 # Published counts: AlexNet (BVLC caffe model) 60,965,224; VGG-19 143,667,240; ResNet-50
-# 25,557,032 trainable + 53,120 BN running statistics; SqueezeNet 1.1 (what the file holds) 1,235,496;
-# GoogLeNet (BVLC, the paper's Table 1 without auxiliary heads) 6,998,552.
+# 25,557,032 trainable + 53,120 BN running statistics; SqueezeNet 1.1 (what the file holds)
+# 1,235,496; GoogLeNet (BVLC, the paper's Table 1 without auxiliary heads) 6,998,552.
 PUBLISHED = {
     "bvlc_alexnet": (60_965_224, 0),
     "vgg19": (143_667_240, 0),

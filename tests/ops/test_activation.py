@@ -5,10 +5,9 @@ constant, and the errors."""
 import numpy as np
 import pytest
 
-from cnngraph.dtypes import NAME_TO_ONNX
 from cnngraph.errors import ShapeError, UnsupportedOpError
 from cnngraph.ops import REGISTRY, TensorType
-from tests.util import call_of, cost, evaluate, infer, one_node_model, onnx_infer, onnx_run
+from tests.util import call_of, cost, evaluate, infer, onnx_infer, onnx_run, ort_run
 
 X = np.linspace(-4, 4, 3 * 5 * 7, dtype=np.float32).reshape(3, 5, 7)  # odd sizes, both signs
 
@@ -45,17 +44,6 @@ PER_ELEMENT = [
 
 def f32(shape):
     return TensorType(shape, "float32")
-
-
-def ort_run(op, inputs, attrs=None, opset=18, out_types=("float32",)):
-    """onnxruntime on one node: the oracle for old-opset semantics onnx's reference lacks."""
-    onnxruntime = pytest.importorskip("onnxruntime")
-    model = one_node_model(op, inputs, attrs, opset, len(out_types))
-    for out, t in zip(model.graph.output, out_types):
-        out.type.tensor_type.elem_type = NAME_TO_ONNX[t]
-    session = onnxruntime.InferenceSession(model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-    return session.run(None, {f"in{i}": x for i, x in enumerate(inputs) if x is not None})
 
 
 @pytest.mark.parametrize("op, attrs, since", UNARY, ids=IDS)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from cnngraph.errors import ShapeError
 from cnngraph.ops import TensorType
-from tests.util import cost, evaluate, infer, one_node_model, onnx_infer, onnx_run
+from tests.util import cost, evaluate, infer, onnx_infer, onnx_run, ort_run
 
 
 def f32(*shape):
@@ -17,17 +17,6 @@ def f32(*shape):
 
 def rand(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def ort_run(op_type, inputs, attrs, opset=18, out_types=(1,)):
-    """onnxruntime on one node (outputs of the given ONNX element types, shapes left to it):
-    the oracle where onnx's reference evaluator is wrong."""
-    ort = pytest.importorskip("onnxruntime")
-    model = one_node_model(op_type, inputs, attrs, opset, len(out_types))
-    for out, elem_type in zip(model.graph.output, out_types):
-        out.type.tensor_type.elem_type = elem_type
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {f"in{i}": x for i, x in enumerate(inputs) if x is not None})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from cnngraph.ir import Constant as Initializer
 from cnngraph.ir import Graph, Node, TensorInfo
 from cnngraph.ops import TensorType
 from cnngraph.passes.shapes import infer_shapes
-from tests.util import call_of, cost, evaluate, infer, one_node_model, onnx_infer, onnx_run
+from tests.util import call_of, cost, evaluate, infer, onnx_infer, onnx_run, ort_run
 
 
 def F(*shape):  # a float32 activation of this shape (type only, no value)
@@ -45,16 +45,6 @@ def values_as_onnx(op, inputs, attrs=None, opset=18, n_outputs=1):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     return ours
-
-
-def onnxruntime_run(op, inputs, attrs, opset, elem_type=1):
-    """onnxruntime on one node whose output has the ONNX element type elem_type."""
-    ort = pytest.importorskip("onnxruntime")
-    model = one_node_model(op, inputs, attrs, opset)
-    model.graph.output[0].type.tensor_type.elem_type = elem_type
-    session = ort.InferenceSession(model.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    return session.run(None, {f"in{i}": x for i, x in enumerate(inputs) if x is not None})[0]
 
 
 def with_axes(opsets, axes):
@@ -295,7 +285,7 @@ def test_slice_clamps_like_onnxruntime(dim, start, end, step):
     the onnx reference slices the Python way, onnxruntime follows the spec."""
     inputs = [np.arange(dim, dtype=np.int64), I64(start), I64(end), I64(0), I64(step)]
     out, = evaluate("Slice", inputs)
-    np.testing.assert_array_equal(out, onnxruntime_run("Slice", inputs, {}, 18, elem_type=7))
+    np.testing.assert_array_equal(out, ort_run("Slice", inputs, {}, 18, out_types=(7,))[0])
 
 
 def test_slice_errors():
@@ -545,7 +535,7 @@ def test_resample_values_against_onnxruntime(op, opset, inputs, attrs):
     x = np.random.default_rng(0).standard_normal((1, 2, 5, 7)).astype(np.float32)
     inputs = [x] + inputs[1:]
     out, = evaluate(op, inputs, attrs, opset=opset)
-    np.testing.assert_allclose(out, onnxruntime_run(op, inputs, attrs, opset), atol=1e-5)
+    np.testing.assert_allclose(out, ort_run(op, inputs, attrs, opset)[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("opset, inputs, attrs", [
