@@ -17,7 +17,7 @@ def _window(call: Call) -> Window:
     if len(kernel) != len(x) - 2:
         raise call.error(f"kernel_shape {list(kernel)} needs {len(x) - 2} values, one per "
                          f"spatial axis")
-    return resolve(call, x[2:], kernel, bool(call.attr("ceil_mode")))
+    return resolve(call, x[2:], kernel, bool(call.attr("ceil_mode")), pooling=True)
 
 
 def _taps(x: np.ndarray, win: Window, fill):

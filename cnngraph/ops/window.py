@@ -32,13 +32,14 @@ def _ints(call: Call, name: str, default, rank: int) -> tuple[int, ...]:
 
 
 def resolve(call: Call, spatial: tuple[int, ...], kernel: tuple[int, ...],
-            ceil_mode: bool = False) -> Window:
+            ceil_mode: bool = False, pooling: bool = False) -> Window:
     """Output size per axis: floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1.
 
     auto_pad SAME_* pads so that out = ceil(n / s), the odd pixel at the end (SAME_UPPER) or
     the beginning (SAME_LOWER); VALID pads nothing. With ceil_mode the division rounds up,
     but the last window must start inside the input or its left padding.
-    A size that comes out below 1 is an error naming the kernel, stride and padding.
+    A size that comes out below 1 is an error naming the kernel, stride and padding, as are
+    negative pads and, for pooling, a pad as large as the window (it would only see padding).
     """
     rank = len(spatial)
     strides = _ints(call, "strides", (1,) * rank, rank)
@@ -66,6 +67,11 @@ def resolve(call: Call, spatial: tuple[int, ...], kernel: tuple[int, ...],
         else:
             raise call.error(f"auto_pad '{auto_pad}' is not one of NOTSET, SAME_UPPER, "
                              f"SAME_LOWER, VALID")
+        if pb < 0 or pe < 0:
+            raise call.error(f"padding ({pb}, {pe}) on spatial axis {i} must not be negative")
+        if pooling and max(pb, pe) >= span:
+            raise call.error(f"padding ({pb}, {pe}) on spatial axis {i} must be smaller than "
+                             f"the window {span}: a window would see only padding")
         if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
             extent = n + pb + pe - span
             if extent < 0:

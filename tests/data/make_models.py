@@ -334,35 +334,92 @@ def torch_counts(model: nn.Module) -> dict:
             "batchnorms": sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())}
 
 
-def hooked_forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """Run the model once; MACs of conv/linear and of conv-transpose layers from hooks."""
-    totals = {"conv_linear": 0, "conv_transpose": 0}
+def hooked_forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict, dict]:
+    """Run the model once; MACs of each conv/linear and each conv-transpose module (by its
+    dotted name), from forward hooks."""
+    macs: dict[str, int] = {}
+    tmacs: dict[str, int] = {}
 
-    def conv_hook(m, inp, out):
-        kh, kw = m.kernel_size
-        totals["conv_linear"] += out.numel() * (m.in_channels // m.groups) * kh * kw
+    def conv_hook(name):
+        def hook(m, inp, out):
+            kh, kw = m.kernel_size
+            macs[name] = macs.get(name, 0) + out.numel() * (m.in_channels // m.groups) * kh * kw
+        return hook
 
-    def linear_hook(m, inp, out):
-        rows = out.numel() // m.out_features
-        totals["conv_linear"] += rows * m.in_features * m.out_features
+    def linear_hook(name):
+        def hook(m, inp, out):
+            rows = out.numel() // m.out_features
+            macs[name] = macs.get(name, 0) + rows * m.in_features * m.out_features
+        return hook
 
-    def convt_hook(m, inp, out):
-        kh, kw = m.kernel_size
-        totals["conv_transpose"] += inp[0].numel() * (m.out_channels // m.groups) * kh * kw
+    def convt_hook(name):
+        def hook(m, inp, out):
+            kh, kw = m.kernel_size
+            tmacs[name] = (tmacs.get(name, 0)
+                           + inp[0].numel() * (m.out_channels // m.groups) * kh * kw)
+        return hook
 
     handles = []
-    for m in model.modules():
+    for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
+            handles.append(m.register_forward_hook(conv_hook(name)))
         elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
+            handles.append(m.register_forward_hook(linear_hook(name)))
         elif isinstance(m, nn.ConvTranspose2d):
-            handles.append(m.register_forward_hook(convt_hook))
+            handles.append(m.register_forward_hook(convt_hook(name)))
     with torch.no_grad():
         y = model(x)
     for h in handles:
         h.remove()
-    return y, totals["conv_linear"], totals["conv_transpose"]
+    return y, macs, tmacs
+
+
+def scope_paths(model: nn.Module) -> dict[str, str]:
+    """Module dotted name -> the path the TorchScript exporter puts in node names.
+
+    Each level is the module's name relative to its nearest ancestor that is not an
+    nn.Sequential (the model counts as one): 'layer2.0.downsample.0' is
+    'layer2/layer2.0/downsample/downsample.0', so its Conv is named
+    '/layer2/layer2.0/downsample/downsample.0/Conv'. check_file() checks the rule on the file.
+    """
+    modules = dict(model.named_modules())
+    paths = {}
+    for name in modules:
+        if not name:
+            continue
+        parts = name.split(".")
+        levels = []
+        anchor = 0  # parts[:anchor] is the nearest non-Sequential ancestor's name
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            if prefix not in modules:
+                continue  # a dotted index part only
+            levels.append(".".join(parts[anchor:depth]))
+            if not isinstance(modules[prefix], nn.Sequential):
+                anchor = depth
+        paths[name] = "/".join(levels)
+    return paths
+
+
+def block_subtotals(model: nn.Module, macs: dict[str, int]) -> dict[str, dict]:
+    """For every module that has children (a block), keyed by its scope path: the parameters
+    and BN statistics it holds and the conv/linear MACs inside it. The exporter names each
+    node after the leaf module that emits it, and cnngraph's block is that name less the
+    leaf, so a block's subtotal covers exactly the leaves inside the module."""
+    paths = scope_paths(model)
+    blocks = {}
+    for name, m in model.named_modules():
+        if not name or not any(True for _ in m.children()):
+            continue
+        trainable = sum(p.numel() for p in m.parameters())
+        if trainable == 0:
+            continue
+        non_trainable = sum(b.running_mean.numel() + b.running_var.numel()
+                            for b in m.modules() if isinstance(b, nn.BatchNorm2d))
+        inside = sum(v for k, v in macs.items() if k.startswith(name + "."))
+        blocks[paths[name]] = {"module": name, "trainable": trainable,
+                               "non_trainable": non_trainable, "conv_linear_macs": inside}
+    return blocks
 
 
 def export(model: nn.Module, x: torch.Tensor, path: str, opset: int, exporter: str) -> None:
@@ -382,7 +439,7 @@ def export(model: nn.Module, x: torch.Tensor, path: str, opset: int, exporter: s
             program.save(path, external_data=False)
 
 
-def check_file(path: str, counts: dict, folded: bool) -> None:
+def check_file(path: str, counts: dict, folded: bool, paths) -> None:
     import onnx
 
     model = onnx.load(path, load_external_data=False)
@@ -394,6 +451,12 @@ def check_file(path: str, counts: dict, folded: bool) -> None:
     want = 0 if folded else counts["batchnorms"]
     assert bns == want, f"{path}: {bns} BN nodes, expected {want}"
     assert not os.path.exists(path + ".data"), f"{path}: wrote external data"
+    if paths is not None:  # the scope rule: every conv/linear has a node named after it
+        names = [n.name for n in model.graph.node]
+        for module, path in paths.items():
+            leaf = module.split(".")[-1]
+            if module and not leaf.isdigit() and leaf.startswith(("conv", "fc", "pwconv")):
+                assert any(n.startswith(f"/{path}/") for n in names), f"{path}: no node"
     # No initializer shared through Identity (see build()): the file holds every weight once.
     inits = {i.name for i in model.graph.initializer}
     shared = [n.input[0] for n in model.graph.node if n.op_type == "Identity" and n.input[0] in inits]
@@ -429,8 +492,11 @@ def main() -> int:
             torch.manual_seed(1)
             y, macs, tmacs = hooked_forward(model, torch.randn(batch, 3, size, size))
             entry["outputs"][str(batch)] = list(y.shape)
-            entry["conv_linear_macs"][str(batch)] = macs
-            entry["conv_transpose_macs"][str(batch)] = tmacs
+            entry["conv_linear_macs"][str(batch)] = sum(macs.values())
+            entry["conv_transpose_macs"][str(batch)] = sum(tmacs.values())
+            if batch == 1:
+                # The dynamo exporter's node names carry no module scope (node_Conv_292).
+                entry["blocks"] = None if folded else block_subtotals(model, macs)
         try:
             export(model, torch.randn(1, 3, size, size), path, opset, exporter)
         except Exception as e:  # only the dynamo exporter is optional
@@ -441,7 +507,7 @@ def main() -> int:
             if os.path.exists(path):
                 os.remove(path)
             continue
-        check_file(path, counts, entry["bn_folded"])
+        check_file(path, counts, folded, None if folded else scope_paths(model))
         entry["bytes"] = os.path.getsize(path)
         expected[f"{stem}.onnx"] = entry
         print(f"{stem}.onnx: {entry['bytes']} bytes, trainable {entry['trainable']}, "

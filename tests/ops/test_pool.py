@@ -277,3 +277,13 @@ def test_pool_errors():
         infer("MaxPool", [f32(1, 4)], {"kernel_shape": [2]})
     with pytest.raises(ShapeError, match=r"rank >= 3 .* got rank 2"):
         infer("GlobalAveragePool", [f32(1, 4)])
+
+
+@pytest.mark.parametrize("pads, message", [
+    ([3, 0, 0, 0], "must be smaller than the window 3"),
+    ([0, -1, 0, 0], "must not be negative"),
+])
+def test_pool_padding_errors(pads, message):
+    x = TensorType((1, 2, 6, 6), "float32")
+    with pytest.raises(ShapeError, match=message):
+        infer("MaxPool", [x], {"kernel_shape": [3, 3], "pads": pads})
