@@ -14,6 +14,7 @@ input values known at compile time and the opset.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Sequence
 
@@ -182,6 +183,25 @@ def lookup(node: Node) -> OpDef:
                 f"(use --allow-unknown to list it as uncounted)")
         op = _INSTANCES[node.op_type] = cls()
     return op
+
+
+@functools.lru_cache(maxsize=None)
+def exists_in(op_type: str, opset: int) -> bool:
+    """Whether onnx's own schemas define an op type at an opset (ops onnx does not know pass)."""
+    import onnx.defs
+
+    try:
+        onnx.defs.get_schema(op_type, opset, "")
+        return True
+    except onnx.defs.SchemaError:
+        return not onnx.defs.has(op_type, "")
+
+
+def check_opset(node: Node, opset: int) -> None:
+    """An op used in an opset older than the op itself is an error, not a silent guess."""
+    if not exists_in(node.op_type, opset):
+        raise UnsupportedOpError(
+            node, f"op type '{node.op_type}' does not exist in opset {opset}")
 
 
 def known(op_type: str) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import CnnGraphError, InputShapeError, ShapeError, UnsupportedOpError
 from ..ir import Graph, Node
 from ..ops import Call, TensorType, lookup
-from ..ops.base import shape_str
+from ..ops.base import check_opset, shape_str
 
 # Constants up to this many elements get values; larger ones (weights) only a type.
 VALUE_LIMIT = 1 << 16
@@ -127,6 +127,7 @@ def _infer(graph, batch, input_shapes, allow_unknown) -> Shapes:
                 raise
             _skip(result, skipped, node)
             continue
+        check_opset(node, graph.opset)
         call = make_call(graph, result, node, op)
         outs = op.infer(call)
         if len(outs) < len([o for o in node.outputs if o]):

@@ -103,3 +103,11 @@ def test_external_data_is_never_read(tmp_path):
     a = cnngraph.analyze(cnngraph.load(str(path)))
     assert a.totals.params == 8 * 3 * 3 * 3
     assert a.layers[0].output_shapes == ((1, 8, 6, 6),)
+
+
+def test_an_op_newer_than_the_models_opset_is_an_error():
+    nodes = [helper.make_node("Gelu", ["x"], ["y"], name="gelu")]
+    g = helper.make_graph(nodes, "g", [vi("x", (1, 4))], [vi("y", None)])
+    graph = from_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]))
+    with pytest.raises(cnngraph.errors.UnsupportedOpError, match="'Gelu' does not exist in opset 18"):
+        infer_shapes(graph)
