@@ -109,5 +109,6 @@ def test_an_op_newer_than_the_models_opset_is_an_error():
     nodes = [helper.make_node("Gelu", ["x"], ["y"], name="gelu")]
     g = helper.make_graph(nodes, "g", [vi("x", (1, 4))], [vi("y", None)])
     graph = from_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]))
-    with pytest.raises(cnngraph.errors.UnsupportedOpError, match="'Gelu' does not exist in opset 18"):
+    with pytest.raises(cnngraph.errors.UnsupportedOpError,
+                       match="'Gelu' does not exist in opset 18"):
         infer_shapes(graph)
