@@ -72,20 +72,28 @@ class Constant:
         return None if self.loader is None else self.loader()
 
 
-def block_of(name: str) -> str:
-    """The block path of a node from its name scope.
+def block_paths(names: Sequence[str]) -> list[str]:
+    """The block path of each node from the name scopes of all the graph's node names.
 
-    >>> block_of("inception_3a/1x1")
-    'inception_3a'
-    >>> block_of("/layer1/layer1.0/conv1/Conv")
-    'layer1/layer1.0'
-    >>> block_of("conv1")
-    ''
+    Scoped names ('inception_3a/1x1') sit in their scope. Exporters that start names with
+    '/' (torch) end them with 'module/OpType'; the module is a block only if some other node
+    lies deeper inside it, so a leaf layer ('conv1') is not its own block while a residual
+    unit that runs its own Add is.
+
+    >>> block_paths(["inception_3a/1x1", "conv1"])
+    ['inception_3a', '']
+    >>> block_paths(["/layer1/layer1.0/conv1/Conv", "/layer1/layer1.0/Add", "/fc/Gemm"])
+    ['layer1/layer1.0', 'layer1/layer1.0', '']
     """
-    parts = [p for p in name.split("/") if p]
-    # Exporters that start names with '/' (torch) end them with 'module/OpType': drop both.
-    drop = 2 if name.startswith("/") else 1
-    return "/".join(parts[:-drop]) if len(parts) > drop else ""
+    scopes = [tuple(p for p in name.split("/") if p)[:-1] for name in names]
+    containers = {s[:i] for s, name in zip(scopes, names) if name.startswith("/")
+                  for i in range(1, len(s))}
+    blocks = []
+    for scope, name in zip(scopes, names):
+        if name.startswith("/") and scope not in containers:
+            scope = scope[:-1]
+        blocks.append("/".join(scope))
+    return blocks
 
 
 class Graph:

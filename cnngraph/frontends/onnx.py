@@ -9,6 +9,7 @@ constant...) stay nodes here and are folded by the shape pass.
 
 from __future__ import annotations
 
+import ast
 import os
 from collections import Counter
 
@@ -19,7 +20,7 @@ from onnx import numpy_helper
 
 from .. import dtypes
 from ..errors import CnnGraphError, LoadError
-from ..ir import Constant, Graph, Node, TensorInfo, block_of
+from ..ir import Constant, Graph, Node, TensorInfo, block_paths
 
 
 def load_onnx(path: str) -> Graph:
@@ -68,14 +69,15 @@ def from_model(model: onnx.ModelProto, source: str = "") -> Graph:
             graph.value_info[vi.name] = _tensor_info(vi)
 
     names = _node_names(g.node)
-    for onnx_node, node_name in zip(g.node, names):
+    blocks = block_paths([_scoped_name(n) for n in g.node])
+    for onnx_node, node_name, block in zip(g.node, names, blocks):
         graph.add_node(Node(
             name=node_name,
             op_type=onnx_node.op_type,
             inputs=tuple(onnx_node.input),
             outputs=tuple(onnx_node.output),
             attrs={a.name: _attr_value(a) for a in onnx_node.attribute},
-            block=block_of(onnx_node.name or (onnx_node.output[0] if onnx_node.output else "")),
+            block=block,
             domain=onnx_node.domain,
         ))
     graph.outputs.extend(o.name for o in g.output)
@@ -89,6 +91,31 @@ def _node_names(nodes) -> list[str]:
         base = n.name or (n.output[0] if n.output and n.output[0] else f"{n.op_type}_{i}")
         seen[base] += 1
         names.append(base if seen[base] == 1 else f"{base}_{seen[base] - 1}")
+    return names
+
+
+def _scoped_name(node: onnx.NodeProto) -> str:
+    """The name that carries the node's module scope: torch's dynamo exporter keeps it in
+    metadata (its node names are flat), others in the name or, failing that, the output."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)  # a list literal of module paths
+            except (ValueError, SyntaxError):
+                break
+            return "/" + "/".join(_module_names(scopes[1:-1])) + "/" + node.op_type
+    return node.name or (node.output[0] if node.output else "")
+
+
+def _module_names(qualified: list) -> list:
+    """Qualified module names as the TorchScript exporter scopes them: each level relative to
+    its parent ('layer1.0.bn1' -> 'bn1'), but a Sequential's numbered child keeps its
+    qualified name ('layer1.0'), so both exporters give the same block paths."""
+    names, parent = [], ""
+    for q in qualified:
+        own = q[len(parent) + 1:] if parent and q.startswith(parent + ".") else q
+        names.append(q if own.isdigit() else own)
+        parent = q
     return names
 
 

@@ -12,7 +12,12 @@ cnngraph against an oracle that never looked at the ONNX graph:
   and nn.Linear (rows * in_features * out_features, rows = |out| / out_features, i.e. the batch
   for a 2-D input) at batch 1 and 4;
 * ``conv_transpose_macs``: hooks on nn.ConvTranspose2d (|in| * out_channels/groups * kh * kw),
-  recorded apart because the tests sum Conv/Gemm/MatMul layers.
+  recorded apart because the tests sum Conv/Gemm/MatMul layers;
+* ``blocks``: for every module with children, keyed by the scope path the exporter writes into
+  node names (layer1/layer1.0), its trainable and BN-statistics counts and the conv/linear MACs
+  inside it at batch 1;
+* ``probe``: torch's output at batch 1 on a linspace(-1, 1) input (first values, sum of
+  magnitudes), so onnxruntime can show that the file computes what the module does.
 
 Batch norm stays as BatchNormalization nodes: the models are exported in eval mode but with
 ``training=torch.onnx.TrainingMode.PRESERVE``. With the default (``TrainingMode.EVAL``) the
@@ -374,6 +379,16 @@ def hooked_forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dic
     return y, macs, tmacs
 
 
+def probe(model: nn.Module, shape) -> dict:
+    """torch's output on a fixed input the test can rebuild without torch (a linspace from -1
+    to 1): its first values and the sum of its magnitudes, to run the file against."""
+    x = torch.linspace(-1.0, 1.0, int(torch.Size(shape).numel()), dtype=torch.float32)
+    with torch.no_grad():
+        y = model(x.reshape(shape)).reshape(-1)
+    return {"first": [round(float(v), 6) for v in y[:10]],
+            "abs_sum": round(float(y.abs().sum()), 6)}
+
+
 def scope_paths(model: nn.Module) -> dict[str, str]:
     """Module dotted name -> the path the TorchScript exporter puts in node names.
 
@@ -439,7 +454,7 @@ def export(model: nn.Module, x: torch.Tensor, path: str, opset: int, exporter: s
             program.save(path, external_data=False)
 
 
-def check_file(path: str, counts: dict, folded: bool, paths) -> None:
+def check_file(path: str, counts: dict, folded: bool, paths, with_params) -> None:
     import onnx
 
     model = onnx.load(path, load_external_data=False)
@@ -451,15 +466,15 @@ def check_file(path: str, counts: dict, folded: bool, paths) -> None:
     want = 0 if folded else counts["batchnorms"]
     assert bns == want, f"{path}: {bns} BN nodes, expected {want}"
     assert not os.path.exists(path + ".data"), f"{path}: wrote external data"
-    if paths is not None:  # the scope rule: every conv/linear has a node named after it
+    if paths is not None:  # the scope rule: every module holding weights names some node
         names = [n.name for n in model.graph.node]
-        for module, path in paths.items():
-            leaf = module.split(".")[-1]
-            if module and not leaf.isdigit() and leaf.startswith(("conv", "fc", "pwconv")):
-                assert any(n.startswith(f"/{path}/") for n in names), f"{path}: no node"
+        for module, scope in paths.items():
+            if module in with_params:
+                assert any(n.startswith(f"/{scope}/") for n in names), f"{path}: no /{scope}/"
     # No initializer shared through Identity (see build()): the file holds every weight once.
     inits = {i.name for i in model.graph.initializer}
-    shared = [n.input[0] for n in model.graph.node if n.op_type == "Identity" and n.input[0] in inits]
+    shared = [n.input[0] for n in model.graph.node
+              if n.op_type == "Identity" and n.input[0] in inits]
     assert not shared, f"{path}: deduplicated initializers {shared[:3]}"
 
 
@@ -497,6 +512,7 @@ def main() -> int:
             if batch == 1:
                 # The dynamo exporter's node names carry no module scope (node_Conv_292).
                 entry["blocks"] = None if folded else block_subtotals(model, macs)
+                entry["probe"] = probe(model, (1, 3, size, size))
         try:
             export(model, torch.randn(1, 3, size, size), path, opset, exporter)
         except Exception as e:  # only the dynamo exporter is optional
@@ -507,7 +523,8 @@ def main() -> int:
             if os.path.exists(path):
                 os.remove(path)
             continue
-        check_file(path, counts, folded, None if folded else scope_paths(model))
+        with_params = {n for n, m in model.named_modules() if any(True for _ in m.parameters())}
+        check_file(path, counts, folded, None if folded else scope_paths(model), with_params)
         entry["bytes"] = os.path.getsize(path)
         expected[f"{stem}.onnx"] = entry
         print(f"{stem}.onnx: {entry['bytes']} bytes, trainable {entry['trainable']}, "
