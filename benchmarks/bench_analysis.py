@@ -298,28 +298,78 @@ def synthetic_file(kind: str, n_nodes: int) -> Path:
 
 def bench_synthetic(sizes: list[int], repeats: int, console: Console) -> list[dict]:
     rows = []
+    cnngraph.analyze(cnngraph.load(str(synthetic_file("chain", sizes[0]))))  # warm-up
     for kind in ("chain", "branching"):
         for n in sizes:
-            console.log(f"synthetic: {kind} {n}")
+            console.log(f"synthetic: {kind} {n:,} nodes")
             path = str(synthetic_file(kind, n))
-            graph = cnngraph.load(path)
-            cnngraph.analyze(graph)  # warm-up
             load_s, analyze_s = [], []
-            for _ in range(repeats):
+            for _ in range(repeats if n < 100_000 else min(repeats, 5)):
                 t_load, graph = timed(lambda: cnngraph.load(path))
                 t_an, a = timed(lambda: cnngraph.analyze(graph))
                 load_s.append(t_load)
                 analyze_s.append(t_an)
             total = med([x + y for x, y in zip(load_s, analyze_s)])
-            rows.append({"kind": kind, "nodes": len(graph), "file_mb": round(
-                os.path.getsize(path) / 1e6, 1), "params": a.totals.params,
-                "load_seconds": med(load_s), "analyze_seconds": med(analyze_s),
-                "seconds": total, "us_per_node": total / len(graph) * 1e6})
+            rows.append({"kind": kind, "nodes": len(graph), "params": a.totals.params,
+                         "file_mb": round(os.path.getsize(path) / 1e6, 1),
+                         "load_seconds": med(load_s), "analyze_seconds": med(analyze_s),
+                         "seconds": total, "us_per_node": total / len(graph) * 1e6})
+            del graph, a
     for kind in ("chain", "branching"):
         ks = [r for r in rows if r["kind"] == kind]
         for r in ks:
             r["per_node_vs_smallest"] = r["us_per_node"] / ks[0]["us_per_node"]
     return rows
+
+
+# Steps of load + analyze worth naming: (path suffix, function) -> label.
+PHASES = {
+    ("onnx/__init__.py", "load_model"): "onnx.load (protobuf parse)",
+    ("cnngraph/frontends/onnx.py", "from_model"): "from_model (ModelProto -> Graph)",
+    ("onnx/helper.py", "get_attribute_value"): "- of which onnx.helper.get_attribute_value",
+    ("cnngraph/ir.py", "freeze"): "- of which Graph.freeze (indexes, networkx DAG)",
+    ("cnngraph/passes/shapes.py", "infer_shapes"): "infer_shapes",
+    ("cnngraph/passes/cost.py", "count_costs"): "count_costs",
+    ("cnngraph/passes/analysis.py", "inference_memory"): "inference_memory",
+    ("cnngraph/passes/shapes.py", "make_call"): "make_call (in both passes)",
+    ("cnngraph/passes/shapes.py", "_value"): "shapes._value (decodes every small initializer)",
+    ("onnx/numpy_helper.py", "to_array"): "numpy_helper.to_array (weight bytes)",
+    ("numpy/_core/fromnumeric.py", "prod"): "np.prod on shape tuples (all callers)",
+    ("cnngraph/ir.py", "order"): "Graph.order (networkx lexicographic topo sort)",
+}
+
+
+def profile_hotspots(path: str, top: int = 10) -> dict:
+    """Where one load + analyze spends its time, under cProfile (shares, not seconds, count:
+    the profiler slows Python calls more than C calls)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(lambda: cnngraph.analyze(cnngraph.load(path)))
+    stats = pstats.Stats(prof).stats  # (file, line, func) -> (cc, nc, tottime, cumtime, ...)
+    total = sum(v[2] for v in stats.values())
+
+    def short(key):
+        file, line, func = key
+        file = file.replace(os.sep, "/")
+        for root in ("site-packages/", "/cnngraph/"):
+            if root in file:
+                file = ("cnngraph/" if root == "/cnngraph/" else "") + file.split(root, 1)[1]
+        return f"{file}:{line}({func})"
+
+    phases = []
+    for (suffix, func), label in PHASES.items():
+        hits = [v for k, v in stats.items() if k[2] == func and
+                k[0].replace(os.sep, "/").endswith(suffix)]
+        if hits:
+            cum = sum(v[3] for v in hits)
+            phases.append({"step": label, "calls": sum(v[1] for v in hits),
+                           "share": round(cum / total, 3)})
+    own = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
+    return {"file": os.path.basename(path), "profiled_seconds": round(total, 2), "steps": phases,
+            "top_own_time": [{"function": short(k), "calls": v[1], "share": round(v[2] / total, 3)}
+                             for k, v in own]}
 
 
 # --- report -------------------------------------------------------------------------------
@@ -421,6 +471,14 @@ def markdown(results: dict) -> str:
         table(SYNTH_HEAD, synth_rows(results)),
         "",
     ]
+    profiles = results.get("profiles", [])
+    if profiles:
+        steps = [st["step"] for st in profiles[0]["steps"]]
+        share = [{st["step"]: st["share"] for st in p["steps"]} for p in profiles]
+        lines += [f"Where the time goes: cProfile of one load + analyze per graph (share of "
+                  f"profiled time; nested steps overlap):", "",
+                  table(["step"] + [p["file"] for p in profiles],
+                        [[s] + [f"{sh.get(s, 0):.0%}" for sh in share] for s in steps]), ""]
     if big:
         worst = max(big, key=lambda r: r["seconds"])
         lines.append(f"Largest: {worst['kind']} {worst['nodes']:,} nodes in "
@@ -460,6 +518,16 @@ def print_tables(results: dict, console: Console) -> None:
         for row in rows:
             t.add_row(*row)
         console.print(t)
+    profiles = results.get("profiles", [])
+    if profiles:
+        t = Table(title="Where load + analyze spend their time (cProfile shares)")
+        t.add_column("step")
+        for p in profiles:
+            t.add_column(p["file"], justify="right")
+        share = [{st["step"]: st["share"] for st in p["steps"]} for p in profiles]
+        for st in profiles[0]["steps"]:
+            t.add_row(st["step"], *[f"{sh.get(st['step'], 0):.0%}" for sh in share])
+        console.print(t)
     cli = results["cli"]
     console.print(f"CLI: {cli['command']}: {cli['seconds']:.3f} s "
                   f"(python + import cnngraph: {cli['python_import_seconds']:.3f} s)")
@@ -473,11 +541,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
     results = {"machine": machine_info(), "repeats": repeats, "quick": args.quick}
     results["models"] = bench_models(repeats, console)
     results["cli"] = bench_cli(real_resnet50(), repeats)
     results["synthetic"] = bench_synthetic(sizes, repeats, console)
+    console.log("profiling the largest synthetic graphs")
+    results["profiles"] = [profile_hotspots(str(synthetic_file(k, sizes[-1])))
+                           for k in ("chain", "branching")]
     print_tables(results, console)
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -63,15 +63,23 @@ def _same_type(call: Call, shape: Sequence[int]) -> list[TensorType]:
 
 
 # -- reshaping views -----------------------------------------------------------------------------
+class _View(OpDef):
+    """The output is input 0's bytes under another shape."""
+
+    is_view = True
+
+    def evaluate(self, call: Call) -> list[np.ndarray]:
+        return [call.values[0].reshape(self.infer(call)[0].shape)]
+
+
 @register
-class Reshape(OpDef):
+class Reshape(_View):
     """Reshape to the shape input (opset 5+): 0 copies the input dim (unless allowzero),
     -1 is inferred from the element count."""
 
     op_type = "Reshape"
     attrs = {"allowzero": 0}
     attribute_inputs = (1,)
-    is_view = True
 
     def infer(self, call: Call) -> list[TensorType]:
         x = call.shape(0)
@@ -101,17 +109,13 @@ class Reshape(OpDef):
                              f"{shape_str(out)} ({math.prod(out)} elements)")
         return _same_type(call, out)
 
-    def evaluate(self, call: Call) -> list[np.ndarray]:
-        return [call.values[0].reshape(self.infer(call)[0].shape)]
-
 
 @register
-class Flatten(OpDef):
+class Flatten(_View):
     """(d0 .. d_axis-1, d_axis .. dn) -> 2-D (product before axis, product from axis)."""
 
     op_type = "Flatten"
     attrs = {"axis": 1}
-    is_view = True
 
     def infer(self, call: Call) -> list[TensorType]:
         x = call.shape(0)
@@ -121,18 +125,14 @@ class Flatten(OpDef):
         axis += len(x) if axis < 0 else 0
         return _same_type(call, (math.prod(x[:axis]), math.prod(x[axis:])))
 
-    def evaluate(self, call: Call) -> list[np.ndarray]:
-        return [call.values[0].reshape(self.infer(call)[0].shape)]
-
 
 @register
-class Squeeze(OpDef):
+class Squeeze(_View):
     """Drop the given size-1 axes (attribute before opset 13, input from 13); all of them
     when no axes are given."""
 
     op_type = "Squeeze"
     attribute_inputs = (1,)
-    is_view = True
 
     def infer(self, call: Call) -> list[TensorType]:
         x = call.shape(0)
@@ -147,18 +147,14 @@ class Squeeze(OpDef):
                                      f"axes can be removed")
         return _same_type(call, [d for i, d in enumerate(x) if i not in axes])
 
-    def evaluate(self, call: Call) -> list[np.ndarray]:
-        return [call.values[0].reshape(self.infer(call)[0].shape)]
-
 
 @register
-class Unsqueeze(OpDef):
+class Unsqueeze(_View):
     """Insert size-1 axes at the given positions of the output (attribute before opset 13,
     input from 13)."""
 
     op_type = "Unsqueeze"
     attribute_inputs = (1,)
-    is_view = True
 
     def infer(self, call: Call) -> list[TensorType]:
         x = call.shape(0)
@@ -169,9 +165,6 @@ class Unsqueeze(OpDef):
         for a in sorted(_axes(call, axes, len(x) + len(axes))):
             out.insert(a, 1)
         return _same_type(call, out)
-
-    def evaluate(self, call: Call) -> list[np.ndarray]:
-        return [call.values[0].reshape(self.infer(call)[0].shape)]
 
 
 @register
