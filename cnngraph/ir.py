@@ -15,6 +15,9 @@ node wrote", which is what scheduling and cycle checks need.
 
 from __future__ import annotations
 
+import math
+import contextlib
+import gc
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -25,6 +28,20 @@ import numpy as np
 from .errors import GraphError
 
 Dim = "int | str | None"  # a declared dimension: a number, a symbolic name, or unknown
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Building or walking a large graph allocates millions of small objects and no cycles;
+    with the cyclic collector paused, time stays linear in the graph's size instead of
+    rescanning the growing heap again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -40,9 +57,13 @@ class Node:
     domain: str = ""
 
     def __post_init__(self):
-        object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "outputs", tuple(self.outputs))
-        object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
+        # Frontends pass tuples and read-only mappings already; convert anything else.
+        if type(self.inputs) is not tuple:
+            object.__setattr__(self, "inputs", tuple(self.inputs))
+        if type(self.outputs) is not tuple:
+            object.__setattr__(self, "outputs", tuple(self.outputs))
+        if type(self.attrs) is not MappingProxyType:
+            object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,7 @@ class Constant:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def value(self) -> Optional[np.ndarray]:
         return None if self.loader is None else self.loader()
@@ -145,8 +166,7 @@ class Graph:
                         f"which is already defined")
                 producer[out] = node.name
         consumers: dict[str, list[str]] = {}
-        dag = nx.DiGraph()
-        dag.add_nodes_from(self.nodes)
+        edges = []
         for node in self.nodes.values():
             for inp in node.inputs:
                 if not inp:
@@ -157,16 +177,21 @@ class Graph:
                         f"which no node, input or initializer defines")
                 consumers.setdefault(inp, []).append(node.name)
                 if inp in producer:
-                    dag.add_edge(producer[inp], node.name)
+                    edges.append((producer[inp], node.name))
+        dag = nx.DiGraph()
+        dag.add_nodes_from(self.nodes)
+        dag.add_edges_from(edges)
         for out in self.outputs:
             if out not in producer and out not in defined:
                 raise GraphError(f"graph output '{out}' is never defined")
         self.producer, self.consumers, self.dag = producer, consumers, dag
-        if not nx.is_directed_acyclic_graph(dag):
+        # ONNX lists nodes in a valid order, so this O(n) check is the common case; then every
+        # edge points forward and there is no cycle to look for.
+        self._order = list(self.nodes) if self._in_model_order() else None
+        if self._order is None and not nx.is_directed_acyclic_graph(dag):
             cycle = nx.find_cycle(dag)
             path = " -> ".join(f"'{a}'" for a, _ in cycle) + f" -> '{cycle[0][0]}'"
             raise GraphError(f"the graph has a cycle: {path}")
-        self._order = None
         return self
 
     # -- reading ----------------------------------------------------------------------------
@@ -180,6 +205,18 @@ class Graph:
             position = {name: i for i, name in enumerate(self.nodes)}
             self._order = list(nx.lexicographical_topological_sort(self.dag, key=position.get))
         return self._order
+
+    def _in_model_order(self) -> bool:
+        """Whether every node comes after the producers of its inputs (ONNX requires it, so
+        this is the common case, and an O(n) check beats a sort)."""
+        done: set[str] = set()
+        for name, node in self.nodes.items():
+            for t in node.inputs:
+                p = self.producer.get(t)
+                if p is not None and p not in done:
+                    return False
+            done.add(name)
+        return True
 
     @property
     def input_names(self) -> list[str]:

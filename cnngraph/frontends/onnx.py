@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import os
 from collections import Counter
+from types import MappingProxyType
 
 import numpy as np
 import onnx
@@ -20,7 +21,7 @@ from onnx import numpy_helper
 
 from .. import dtypes
 from ..errors import CnnGraphError, LoadError
-from ..ir import Constant, Graph, Node, TensorInfo, block_paths
+from ..ir import Constant, Graph, Node, TensorInfo, block_paths, gc_paused
 
 
 def load_onnx(path: str) -> Graph:
@@ -43,7 +44,8 @@ def load_onnx(path: str) -> Graph:
     if not model.HasField("graph") or model.ir_version == 0:
         raise LoadError(f"{path}: not an ONNX model (no graph or no IR version)")
     try:
-        return from_model(model, source=path)
+        with gc_paused():
+            return from_model(model, source=path)
     except CnnGraphError as e:
         e.with_source(path)
         raise
@@ -76,7 +78,7 @@ def from_model(model: onnx.ModelProto, source: str = "") -> Graph:
             op_type=onnx_node.op_type,
             inputs=tuple(onnx_node.input),
             outputs=tuple(onnx_node.output),
-            attrs={a.name: _attr_value(a) for a in onnx_node.attribute},
+            attrs=MappingProxyType({a.name: _attr_value(a) for a in onnx_node.attribute}),
             block=block,
             domain=onnx_node.domain,
         ))
@@ -135,8 +137,18 @@ def _constant(init: onnx.TensorProto) -> Constant:
     return Constant(init.name, dtypes.from_onnx(init.data_type), tuple(init.dims), loader)
 
 
+_A = onnx.AttributeProto
+# The common attribute kinds, read straight from their fields (the general path is slower).
+_FAST_ATTRS = {_A.INT: lambda a: a.i, _A.INTS: lambda a: list(a.ints),
+               _A.FLOAT: lambda a: a.f, _A.FLOATS: lambda a: list(a.floats),
+               _A.STRING: lambda a: a.s.decode("utf-8", "replace")}
+
+
 def _attr_value(attr: onnx.AttributeProto):
     """Attributes as plain Python: str for strings, numpy arrays for tensors, lists for lists."""
+    fast = _FAST_ATTRS.get(attr.type)
+    if fast is not None:
+        return fast(attr)
     value = onnx.helper.get_attribute_value(attr)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")

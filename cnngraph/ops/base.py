@@ -15,6 +15,7 @@ input values known at compile time and the opset.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Sequence
 
@@ -37,10 +38,7 @@ class TensorType:
 
     @property
     def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def rank(self) -> int:
@@ -54,6 +52,24 @@ def shape_str(shape: Sequence[int]) -> str:
     return "(" + ", ".join(map(str, shape)) + ")"
 
 
+class LazyValues(Sequence):
+    """Input values resolved on first access, so a weight's bytes are decoded only when an op
+    actually reads them (shape rules of Conv, Gemm... never do)."""
+
+    __slots__ = ("_names", "_resolve")
+
+    def __init__(self, names: Sequence[str], resolve):
+        self._names = names
+        self._resolve = resolve
+
+    def __getitem__(self, i):
+        name = self._names[i]
+        return self._resolve(name) if name else None
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass
 class Call:
     """One node as an op sees it. ``inputs[i]`` is None for an omitted optional input;
@@ -62,7 +78,7 @@ class Call:
     node: Node
     op: "OpDef"
     inputs: list[Optional[TensorType]]
-    values: list[Optional[np.ndarray]]
+    values: Sequence[Optional[np.ndarray]]
     opset: int
 
     # -- attributes ---------------------------------------------------------------------------

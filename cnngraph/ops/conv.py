@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Call, OpDef, TensorType, register
@@ -44,7 +46,7 @@ class Conv(OpDef):
     def macs(self, call: Call, outs: list[TensorType]) -> int:
         """macs = |Y| * Cin/group * prod(kernel)"""
         w = call.shape(1)
-        return outs[0].size * int(np.prod(w[1:]))
+        return outs[0].size * math.prod(w[1:])
 
     def other_flops(self, call: Call, outs: list[TensorType]) -> int:
         """one add per output element for the bias"""
@@ -177,7 +179,7 @@ class ConvTranspose(OpDef):
 
     def macs(self, call: Call, outs: list[TensorType]) -> int:
         """macs = |X| * Cout/group * prod(kernel)"""
-        return call.input(0).size * int(np.prod(call.shape(1)[1:]))
+        return call.input(0).size * math.prod(call.shape(1)[1:])
 
     def other_flops(self, call: Call, outs: list[TensorType]) -> int:
         """one add per output element for the bias"""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Call, OpDef, TensorType, register
@@ -53,13 +55,13 @@ class MaxPool(OpDef):
 
     def other_flops(self, call: Call, outs: list[TensorType]) -> int:
         """|Y| * prod(kernel): one comparison per window element"""
-        return outs[0].size * int(np.prod(call.attr("kernel_shape")))
+        return outs[0].size * math.prod(call.attr("kernel_shape"))
 
     def evaluate(self, call: Call) -> list[np.ndarray]:
         x = call.values[0]
         win = _window(call)
         spatial = x.shape[2:]
-        size = int(np.prod(spatial))
+        size = math.prod(spatial)
         # Flat index of every input element: (n*C + c) * prod(spatial) + its spatial offset.
         offset = (np.arange(size).reshape(spatial[::-1]).T if call.attr("storage_order")
                   else np.arange(size).reshape(spatial))
@@ -94,7 +96,7 @@ class AveragePool(OpDef):
 
     def other_flops(self, call: Call, outs: list[TensorType]) -> int:
         """|Y| * (prod(kernel) + 1): one add per window element, one divide per output"""
-        return outs[0].size * (int(np.prod(call.attr("kernel_shape"))) + 1)
+        return outs[0].size * (math.prod(call.attr("kernel_shape")) + 1)
 
     def evaluate(self, call: Call) -> list[np.ndarray]:
         x = call.values[0]

@@ -25,7 +25,7 @@ class Window:
 
 
 def _ints(call: Call, name: str, default, rank: int) -> tuple[int, ...]:
-    value = tuple(int(v) for v in call.node.attrs.get(name, default))
+    value = tuple(map(int, call.node.attrs.get(name, default)))
     if len(value) != rank:
         raise call.error(f"attribute {name}={list(value)} needs {rank} values")
     return value

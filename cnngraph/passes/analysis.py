@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from .. import dtypes
-from ..ir import Graph
+from ..ir import Graph, gc_paused
 from ..ops import TensorType
 from .cost import Costs, count_costs, tensor_bytes
 from .liveness import Liveness, order_liveness
@@ -73,10 +73,11 @@ def analyze(graph: Graph, batch: Optional[int] = None, dtype: str = "float32",
     >>> a = cnngraph.analyze(cnngraph.load("lenet5-onnx"))  # doctest: +SKIP
     """
     dtypes.check_counting_dtype(dtype)
-    shapes = infer_shapes(graph, batch=batch, input_shapes=input_shapes,
-                          allow_unknown=allow_unknown)
-    costs = count_costs(graph, shapes, dtype)
-    memory = inference_memory(graph, shapes, costs, dtype)
+    with gc_paused():
+        shapes = infer_shapes(graph, batch=batch, input_shapes=input_shapes,
+                              allow_unknown=allow_unknown)
+        costs = count_costs(graph, shapes, dtype)
+        memory = inference_memory(graph, shapes, costs, dtype)
     return Analysis(graph, shapes, costs, memory, dtype, shapes.batch)
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 from .. import dtypes
 from ..ir import Graph
 from ..ops import lookup
-from .shapes import Shapes, make_call
+from .shapes import Shapes
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,8 @@ def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
         if not shapes.is_compute(name):
             continue
         node = graph.nodes[name]
-        op = lookup(node)
-        call = make_call(graph, shapes, node, op)
+        call = shapes.calls[name]
+        op = call.op
         outs = [shapes.types[o] for o in node.outputs if o]
         params = trainable = 0
         for i, t in enumerate(node.inputs):

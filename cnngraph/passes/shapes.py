@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import CnnGraphError, InputShapeError, ShapeError, UnsupportedOpError
 from ..ir import Graph, Node
 from ..ops import Call, TensorType, lookup
-from ..ops.base import check_opset, shape_str
+from ..ops.base import LazyValues, check_opset, shape_str
 
 # Constants up to this many elements get values; larger ones (weights) only a type.
 VALUE_LIMIT = 1 << 16
@@ -32,6 +32,7 @@ class Shapes:
     constant: set[str] = field(default_factory=set)  # tensors known before the run
     folded: set[str] = field(default_factory=set)  # nodes computed at compile time
     unknown: list[str] = field(default_factory=list)  # nodes skipped (allow_unknown)
+    calls: dict[str, Call] = field(default_factory=dict)  # each node as its op saw it
     batch: int = 1
 
     def is_compute(self, node_name: str) -> bool:
@@ -128,7 +129,7 @@ def _infer(graph, batch, input_shapes, allow_unknown) -> Shapes:
             _skip(result, skipped, node)
             continue
         check_opset(node, graph.opset)
-        call = make_call(graph, result, node, op)
+        call = result.calls[name] = make_call(graph, result, node, op)
         outs = op.infer(call)
         if len(outs) < len([o for o in node.outputs if o]):
             raise ShapeError(node, f"has {len(node.outputs)} outputs; the op defines {len(outs)}")
@@ -146,7 +147,7 @@ def _skip(result: Shapes, skipped: set[str], node: Node) -> None:
 
 def make_call(graph: Graph, result: Shapes, node: Node, op) -> Call:
     types = [result.types[t] if t else None for t in node.inputs]
-    values = [_value(graph, result, t) if t else None for t in node.inputs]
+    values = LazyValues(node.inputs, lambda name: _value(graph, result, name))
     return Call(node, op, types, values, graph.opset)
 
 
@@ -170,7 +171,7 @@ def _fold(result: Shapes, node: Node, op, call: Call, outs: list[TensorType]) ->
     result.folded.add(node.name)
     result.constant.update(o for o in node.outputs if o)
     needs_values = not op.shape_only
-    if needs_values and any(v is None for t, v in zip(node.inputs, call.values) if t):
+    if needs_values and any(call.values[i] is None for i, t in enumerate(node.inputs) if t):
         return  # a large constant: its type is enough
     if any(t.size > VALUE_LIMIT for t in outs):
         return
