@@ -106,14 +106,24 @@ def block_paths(names: Sequence[str]) -> list[str]:
     >>> block_paths(["/layer1/layer1.0/conv1/Conv", "/layer1/layer1.0/Add", "/fc/Gemm"])
     ['layer1/layer1.0', 'layer1/layer1.0', '']
     """
-    scopes = [tuple(p for p in name.split("/") if p)[:-1] for name in names]
-    containers = {s[:i] for s, name in zip(scopes, names) if name.startswith("/")
-                  for i in range(1, len(s))}
+    torch_scopes = {name.rpartition("/")[0] for name in names if name.startswith("/")}
+    containers = set()  # torch scopes that have a scope below them
+    for scope in torch_scopes:
+        parent = scope.rpartition("/")[0]
+        while parent and parent not in containers:
+            containers.add(parent)
+            parent = parent.rpartition("/")[0]
+    block_of: dict[str, str] = {}  # scope -> block; many nodes share one scope
     blocks = []
-    for scope, name in zip(scopes, names):
-        if name.startswith("/") and scope not in containers:
-            scope = scope[:-1]
-        blocks.append("/".join(scope))
+    for name in names:
+        scope = name.rpartition("/")[0]
+        block = block_of.get(scope)
+        if block is None:
+            path = scope
+            if scope.startswith("/") and scope not in containers:
+                path = scope.rpartition("/")[0]  # a leaf module: the layer itself, not a block
+            block = block_of[scope] = "/".join(p for p in path.split("/") if p)
+        blocks.append(block)
     return blocks
 
 
@@ -133,7 +143,7 @@ class Graph:
         self.outputs: list[str] = []
         self.constants: dict[str, Constant] = {}
         self.value_info: dict[str, TensorInfo] = {}  # shapes a producer declared, if any
-        self.dag: nx.DiGraph = nx.DiGraph()
+        self._dag: Optional[nx.DiGraph] = None
         self.producer: dict[str, str] = {}
         self.consumers: dict[str, list[str]] = {}
         self._order: Optional[list[str]] = None
@@ -166,7 +176,6 @@ class Graph:
                         f"which is already defined")
                 producer[out] = node.name
         consumers: dict[str, list[str]] = {}
-        edges = []
         for node in self.nodes.values():
             for inp in node.inputs:
                 if not inp:
@@ -176,23 +185,30 @@ class Graph:
                         f"node '{node.name}' ({node.op_type}) reads tensor '{inp}', "
                         f"which no node, input or initializer defines")
                 consumers.setdefault(inp, []).append(node.name)
-                if inp in producer:
-                    edges.append((producer[inp], node.name))
-        dag = nx.DiGraph()
-        dag.add_nodes_from(self.nodes)
-        dag.add_edges_from(edges)
         for out in self.outputs:
             if out not in producer and out not in defined:
                 raise GraphError(f"graph output '{out}' is never defined")
-        self.producer, self.consumers, self.dag = producer, consumers, dag
+        self.producer, self.consumers, self._dag = producer, consumers, None
         # ONNX lists nodes in a valid order, so this O(n) check is the common case; then every
         # edge points forward and there is no cycle to look for.
         self._order = list(self.nodes) if self._in_model_order() else None
-        if self._order is None and not nx.is_directed_acyclic_graph(dag):
-            cycle = nx.find_cycle(dag)
+        if self._order is None and not nx.is_directed_acyclic_graph(self.dag):
+            cycle = nx.find_cycle(self.dag)
             path = " -> ".join(f"'{a}'" for a, _ in cycle) + f" -> '{cycle[0][0]}'"
             raise GraphError(f"the graph has a cycle: {path}")
         return self
+
+    @property
+    def dag(self) -> nx.DiGraph:
+        """Node -> node edges, one per producer/consumer pair (built on first use: a report
+        of a model in valid order never needs it)."""
+        if self._dag is None:
+            dag = nx.DiGraph()
+            dag.add_nodes_from(self.nodes)
+            dag.add_edges_from((self.producer[t], reader) for t, readers in
+                               self.consumers.items() if t in self.producer for reader in readers)
+            self._dag = dag
+        return self._dag
 
     # -- reading ----------------------------------------------------------------------------
     def order(self) -> list[str]:

@@ -10,6 +10,7 @@ constant...) stay nodes here and are folded by the shape pass.
 from __future__ import annotations
 
 import ast
+import math
 import os
 from collections import Counter
 from types import MappingProxyType
@@ -70,43 +71,48 @@ def from_model(model: onnx.ModelProto, source: str = "") -> Graph:
         if vi.type.HasField("tensor_type"):
             graph.value_info[vi.name] = _tensor_info(vi)
 
-    names = _node_names(g.node)
-    blocks = block_paths([_scoped_name(n) for n in g.node])
-    for onnx_node, node_name, block in zip(g.node, names, blocks):
+    # Protobuf fields are slow to read: read each node's once.
+    plain = [(n.name, n.op_type, tuple(n.input), tuple(n.output), n.domain, n) for n in g.node]
+    names = _node_names(plain)
+    # Only torch's exporter writes scope metadata; other producers' nodes need not be asked.
+    scoped = _scoped_name if model.producer_name == "pytorch" else _plain_name
+    blocks = block_paths([scoped(*p) for p in plain])
+    for (own_name, op_type, inputs, outputs, domain, proto), name, block in zip(plain, names,
+                                                                                blocks):
         graph.add_node(Node(
-            name=node_name,
-            op_type=onnx_node.op_type,
-            inputs=tuple(onnx_node.input),
-            outputs=tuple(onnx_node.output),
-            attrs=MappingProxyType({a.name: _attr_value(a) for a in onnx_node.attribute}),
-            block=block,
-            domain=onnx_node.domain,
+            name=name, op_type=op_type, inputs=inputs, outputs=outputs,
+            attrs=MappingProxyType({a.name: _attr_value(a) for a in proto.attribute}),
+            block=block, domain=domain,
         ))
     graph.outputs.extend(o.name for o in g.output)
     return graph.freeze()
 
 
-def _node_names(nodes) -> list[str]:
+def _node_names(plain) -> list[str]:
     """Every node gets a unique, readable name: its own, else its first output's."""
     names, seen = [], Counter()
-    for i, n in enumerate(nodes):
-        base = n.name or (n.output[0] if n.output and n.output[0] else f"{n.op_type}_{i}")
+    for i, (name, op_type, _, outputs, _, _) in enumerate(plain):
+        base = name or (outputs[0] if outputs and outputs[0] else f"{op_type}_{i}")
         seen[base] += 1
         names.append(base if seen[base] == 1 else f"{base}_{seen[base] - 1}")
     return names
 
 
-def _scoped_name(node: onnx.NodeProto) -> str:
+def _plain_name(name, op_type, inputs, outputs, domain, proto) -> str:
+    return name or (outputs[0] if outputs else "")
+
+
+def _scoped_name(name, op_type, inputs, outputs, domain, proto) -> str:
     """The name that carries the node's module scope: torch's dynamo exporter keeps it in
     metadata (its node names are flat), others in the name or, failing that, the output."""
-    for prop in node.metadata_props:
+    for prop in proto.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
             try:
                 scopes = ast.literal_eval(prop.value)  # a list literal of module paths
             except (ValueError, SyntaxError):
                 break
-            return "/" + "/".join(_module_names(scopes[1:-1])) + "/" + node.op_type
-    return node.name or (node.output[0] if node.output else "")
+            return "/" + "/".join(_module_names(scopes[1:-1])) + "/" + op_type
+    return _plain_name(name, op_type, inputs, outputs, domain, proto)
 
 
 def _module_names(qualified: list) -> list:
@@ -131,9 +137,29 @@ def _tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
     return TensorInfo(vi.name, dtype, shape)
 
 
+# Element types whose typed field holds values of the numpy type itself (float16 and the
+# narrow integers are packed into int32_data, so they take onnx's general path).
+_FIELDS = {1: ("float_data", np.float32), 7: ("int64_data", np.int64),
+           6: ("int32_data", np.int32), 11: ("double_data", np.float64)}
+
+
+def tensor_to_array(t: onnx.TensorProto) -> np.ndarray:
+    """numpy_helper.to_array, with a fast path for the common plain layouts (it is called
+    for every shape initializer and tensor attribute, and the general path is slow)."""
+    field = _FIELDS.get(t.data_type)
+    if field is not None and not t.HasField("segment"):
+        dims = tuple(t.dims)
+        if t.raw_data:
+            return np.frombuffer(t.raw_data, dtype=field[1]).reshape(dims).copy()
+        data = getattr(t, field[0])
+        if len(data) == math.prod(dims):
+            return np.array(data, dtype=field[1]).reshape(dims)
+    return numpy_helper.to_array(t)
+
+
 def _constant(init: onnx.TensorProto) -> Constant:
     external = init.data_location == onnx.TensorProto.EXTERNAL
-    loader = None if external else (lambda: numpy_helper.to_array(init))
+    loader = None if external else (lambda: tensor_to_array(init))
     return Constant(init.name, dtypes.from_onnx(init.data_type), tuple(init.dims), loader)
 
 
@@ -153,12 +179,12 @@ def _attr_value(attr: onnx.AttributeProto):
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
+        return tensor_to_array(value)
     if isinstance(value, list):
         if value and isinstance(value[0], bytes):
             return [v.decode("utf-8", "replace") for v in value]
         if value and isinstance(value[0], onnx.TensorProto):
-            return [numpy_helper.to_array(v) for v in value]
+            return [tensor_to_array(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, ClassVar, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -29,9 +29,9 @@ REGISTRY: dict[str, type["OpDef"]] = {}
 _REQUIRED = object()  # attribute default meaning "the node must set it"
 
 
-@dataclass(frozen=True)
-class TensorType:
-    """A static shape and element type."""
+class TensorType(NamedTuple):
+    """A static shape and element type. (A NamedTuple: immutable, and cheap to make one per
+    tensor of a 100k-node graph.)"""
 
     shape: tuple[int, ...]
     dtype: str
@@ -98,12 +98,16 @@ class Call:
         return i < len(self.inputs) and self.inputs[i] is not None
 
     def input(self, i: int) -> TensorType:
-        if not self.has_input(i):
+        t = self.inputs[i] if i < len(self.inputs) else None
+        if t is None:
             raise self.error(f"input {i} is required")
-        return self.inputs[i]
+        return t
 
     def shape(self, i: int) -> tuple[int, ...]:
-        return self.input(i).shape
+        t = self.inputs[i] if i < len(self.inputs) else None  # input(i), inlined: a hot path
+        if t is None:
+            raise self.error(f"input {i} is required")
+        return t.shape
 
     def value(self, i: int, what: str = "") -> np.ndarray:
         """The compile-time value of input i; an error if it is only known at run time."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .base import Call
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(NamedTuple):
     """A resolved window: per spatial axis kernel, stride, dilation and padding per side."""
 
     kernel: tuple[int, ...]
@@ -47,9 +46,10 @@ def resolve(call: Call, spatial: tuple[int, ...], kernel: tuple[int, ...],
     auto_pad = call.node.attrs.get("auto_pad", "NOTSET")
     if isinstance(auto_pad, bytes):
         auto_pad = auto_pad.decode()
-    if any(s < 1 for s in strides) or any(d < 1 for d in dilations) or any(k < 1 for k in kernel):
+    if min(strides + dilations + tuple(kernel), default=1) < 1:
         raise call.error(f"kernel {list(kernel)}, strides {list(strides)} and dilations "
                          f"{list(dilations)} must be positive")
+    pads = _ints(call, "pads", (0,) * (2 * rank), 2 * rank) if auto_pad == "NOTSET" else None
     begins, ends, out = [], [], []
     for i in range(rank):
         n, k, s, d = spatial[i], kernel[i], strides[i], dilations[i]
@@ -62,7 +62,6 @@ def resolve(call: Call, spatial: tuple[int, ...], kernel: tuple[int, ...],
         elif auto_pad == "VALID":
             pb = pe = 0
         elif auto_pad == "NOTSET":
-            pads = _ints(call, "pads", (0,) * (2 * rank), 2 * rank)
             pb, pe = pads[i], pads[i + rank]
         else:
             raise call.error(f"auto_pad '{auto_pad}' is not one of NOTSET, SAME_UPPER, "

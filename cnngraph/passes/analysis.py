@@ -81,28 +81,25 @@ def analyze(graph: Graph, batch: Optional[int] = None, dtype: str = "float32",
     return Analysis(graph, shapes, costs, memory, dtype, shapes.batch)
 
 
-def activation_tensors(graph: Graph, shapes: Shapes, order: list[str]) -> set[str]:
-    """Tensors that exist at run time: graph inputs and outputs of running nodes."""
-    live = set(graph.input_names)
-    for name in order:
-        live.update(o for o in graph.nodes[name].outputs if o)
-    return live
-
-
 def inference_memory(graph: Graph, shapes: Shapes, costs: Costs, dtype: str,
                      order: Optional[list[str]] = None, schedule: str = "own") -> Memory:
-    """Peak live activation bytes for an execution order (default: the model's own)."""
+    """Peak live activation bytes for an execution order (default: the model's own).
+
+    The tensors that exist at run time are the graph inputs and the outputs of running
+    nodes; weights and folded constants belong to parameter memory.
+    """
     if order is None:
         order = [n for n in graph.order() if shapes.is_compute(n)]
-    tensors = activation_tensors(graph, shapes, order)
-    sizes = {t: tensor_bytes(shapes, t, dtype) for t in tensors}
+    sizes = {t: tensor_bytes(shapes, t, dtype) for t in graph.input_names}
+    sizes.update(costs.output_bytes)
+    nodes = graph.nodes
     live = order_liveness(
         order,
-        {n: [t for t in graph.nodes[n].inputs if t in tensors] for n in order},
-        {n: [t for t in graph.nodes[n].outputs if t in tensors] for n in order},
+        {n: nodes[n].inputs for n in order},  # constants among them are not in sizes
+        {n: nodes[n].outputs for n in order},
         sizes,
         graph.input_names,
-        [t for t in graph.outputs if t in tensors],
+        [t for t in graph.outputs if t in sizes],
     )
     param_bytes = costs.totals.params * dtypes.itemsize(dtype)
     return Memory(param_bytes, int(live.peak_bytes), schedule, live)

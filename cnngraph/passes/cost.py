@@ -9,7 +9,7 @@ operator settings (Resize scales, Clip bounds) are never parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .. import dtypes
 from ..ir import Graph
@@ -17,9 +17,9 @@ from ..ops import lookup
 from .shapes import Shapes
 
 
-@dataclass(frozen=True)
-class LayerCost:
-    """One running node. MACs are multiply-accumulates; flops = 2*macs + other_flops."""
+class LayerCost(NamedTuple):
+    """One running node. MACs are multiply-accumulates; flops = 2*macs + other_flops.
+    (A NamedTuple: immutable, and cheap to make a hundred thousand of.)"""
 
     name: str
     op: str
@@ -78,18 +78,19 @@ class Costs:
     blocks: list[BlockCost] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     shared_params: dict[str, list[str]] = field(default_factory=dict)  # tensor -> readers
+    output_bytes: dict[str, int] = field(default_factory=dict)  # running nodes' outputs
 
 
 def tensor_bytes(shapes: Shapes, name: str, dtype: str) -> int:
     """Bytes of a tensor when float tensors are counted in ``dtype``."""
     t = shapes.types[name]
-    size = dtypes.itemsize(dtype) if dtypes.is_float(t.dtype) else dtypes.itemsize(t.dtype)
-    return t.size * size
+    return t.size * dtypes.ITEMSIZE[dtype if t.dtype in dtypes.FLOAT_TYPES else t.dtype]
 
 
 def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
     costs = Costs()
     owner: dict[str, str] = {}  # parameter source -> the layer it is counted at
+    constant = shapes.constant
     for name in graph.order():
         if not shapes.is_compute(name):
             continue
@@ -99,7 +100,7 @@ def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
         outs = [shapes.types[o] for o in node.outputs if o]
         params = trainable = 0
         for i, t in enumerate(node.inputs):
-            if not _is_param(shapes, t) or i in op.attribute_inputs:
+            if t not in constant or not _is_param(shapes, t) or i in op.attribute_inputs:
                 continue
             source = _param_source(graph, shapes, t)
             if source in owner:
@@ -109,14 +110,14 @@ def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
             params += shapes.types[t].size
             if i not in op.non_trainable_inputs:
                 trainable += shapes.types[t].size
-        layer = LayerCost(
-            name=name, op=node.op_type, block=node.block, inputs=node.inputs,
-            outputs=node.outputs,
-            output_shapes=tuple(shapes.types[o].shape for o in node.outputs if o),
-            params=params, trainable_params=trainable,
-            macs=int(op.macs(call, outs)), other_flops=int(op.other_flops(call, outs)),
-            activation_bytes=sum(tensor_bytes(shapes, o, dtype) for o in node.outputs if o),
-        )
+        out_bytes = 0
+        for o in node.outputs:
+            if o:
+                out_bytes += costs.output_bytes.setdefault(o, tensor_bytes(shapes, o, dtype))
+        layer = LayerCost(  # positional: this runs once per node of graphs of 100k nodes
+            name, node.op_type, node.block, node.inputs, node.outputs,
+            tuple([t.shape for t in outs]), params, trainable,
+            int(op.macs(call, outs)), int(op.other_flops(call, outs)), out_bytes)
         costs.layers.append(layer)
         costs.totals.add(layer)
     costs.blocks = block_totals(costs.layers)

@@ -33,7 +33,27 @@ class Shapes:
     folded: set[str] = field(default_factory=set)  # nodes computed at compile time
     unknown: list[str] = field(default_factory=list)  # nodes skipped (allow_unknown)
     calls: dict[str, Call] = field(default_factory=dict)  # each node as its op saw it
+    pending: dict[str, Call] = field(default_factory=dict)  # folded outputs not yet computed
     batch: int = 1
+    graph: Optional[Graph] = None
+
+    def value(self, name: str) -> Optional[np.ndarray]:
+        """The compile-time value of a tensor (None if only known at run time, or too large),
+        computed on first use: a small initializer is decoded, a folded node's numpy
+        reference runs (its inputs resolve the same way)."""
+        if name in self.values:
+            return self.values[name]
+        call = self.pending.pop(name, None)
+        if call is not None:
+            _evaluate(call, self)
+            return self.values.get(name)
+        const = self.graph.constants.get(name) if self.graph is not None else None
+        if const is not None and const.size <= VALUE_LIMIT:
+            value = const.value()
+            if value is not None:
+                self.values[name] = value
+            return value
+        return None
 
     def is_compute(self, node_name: str) -> bool:
         """A node that runs at inference: neither folded nor skipped as unknown."""
@@ -108,17 +128,18 @@ def infer_shapes(graph: Graph, batch: Optional[int] = None,
 
 
 def _infer(graph, batch, input_shapes, allow_unknown) -> Shapes:
-    result = Shapes()
+    result = Shapes(graph=graph)
     result.types.update(bind_inputs(graph, batch, input_shapes))
     if graph.inputs:
         result.batch = result.types[graph.inputs[0].name].shape[0]
     for const in graph.constants.values():
         result.types[const.name] = TensorType(const.shape, const.dtype)
         result.constant.add(const.name)
+    types = result.types
     skipped: set[str] = set()  # tensors whose type is unknown (outputs of skipped nodes)
     for name in graph.order():
         node = graph.nodes[name]
-        if any(t in skipped for t in node.inputs if t):
+        if skipped and any(t in skipped for t in node.inputs if t):
             _skip(result, skipped, node)
             continue
         try:
@@ -131,11 +152,11 @@ def _infer(graph, batch, input_shapes, allow_unknown) -> Shapes:
         check_opset(node, graph.opset)
         call = result.calls[name] = make_call(graph, result, node, op)
         outs = op.infer(call)
-        if len(outs) < len([o for o in node.outputs if o]):
+        if len(outs) < len(node.outputs) and any(node.outputs[len(outs):]):
             raise ShapeError(node, f"has {len(node.outputs)} outputs; the op defines {len(outs)}")
         for out_name, t in zip(node.outputs, outs):
             if out_name:
-                result.types[out_name] = t
+                types[out_name] = t
         _fold(result, node, op, call, outs)
     return result
 
@@ -147,41 +168,35 @@ def _skip(result: Shapes, skipped: set[str], node: Node) -> None:
 
 def make_call(graph: Graph, result: Shapes, node: Node, op) -> Call:
     types = [result.types[t] if t else None for t in node.inputs]
-    values = LazyValues(node.inputs, lambda name: _value(graph, result, name))
+    values = LazyValues(node.inputs, result.value)
     return Call(node, op, types, values, graph.opset)
 
 
-def _value(graph: Graph, result: Shapes, name: str) -> Optional[np.ndarray]:
-    """The compile-time value of a tensor, loading small initializers on first use."""
-    if name in result.values:
-        return result.values[name]
-    const = graph.constants.get(name)
-    if const is not None and const.size <= VALUE_LIMIT:
-        value = const.value()
-        if value is not None:
-            result.values[name] = value
-        return value
-    return None
-
-
 def _fold(result: Shapes, node: Node, op, call: Call, outs: list[TensorType]) -> None:
-    data_inputs = [t for t in node.inputs if t]
-    if op.never_fold or not (op.shape_only or all(t in result.constant for t in data_inputs)):
+    """Mark a node whose inputs are all known before the run as folded; its small outputs
+    get values when something asks for them (most folded weights are never asked)."""
+    if op.never_fold or not (op.shape_only or all(t in result.constant for t in node.inputs if t)):
         return
     result.folded.add(node.name)
     result.constant.update(o for o in node.outputs if o)
-    needs_values = not op.shape_only
-    if needs_values and any(call.values[i] is None for i, t in enumerate(node.inputs) if t):
-        return  # a large constant: its type is enough
-    if any(t.size > VALUE_LIMIT for t in outs):
-        return
+    if all(t.size <= VALUE_LIMIT for t in outs):
+        result.pending.update((o, call) for o in node.outputs if o)
+
+
+def _evaluate(call: Call, result: Shapes) -> None:
+    node, op = call.node, call.op
+    for o in node.outputs:
+        result.pending.pop(o, None)
+    if not op.shape_only and any(call.values[i] is None for i, t in enumerate(node.inputs) if t):
+        return  # an input too large to hold a value: the output's type is all we know
     try:
         values = op.evaluate(call)
     except UnsupportedOpError:
         return
-    for out_name, t, v in zip(node.outputs, outs, values):
+    for out_name, v in zip(node.outputs, values):
         if not out_name:
             continue
+        t = result.types[out_name]
         v = np.asarray(v)
         if tuple(v.shape) != t.shape or (v.dtype.name != t.dtype and t.dtype != "bfloat16"):
             raise ShapeError(node, f"the numpy reference gives {v.dtype.name} "

@@ -85,3 +85,19 @@ def test_alexnet_first_layer_is_the_domain_example():
     assert conv1.params == 96 * (11 * 11 * 3) + 96 == 34_944
     assert conv1.output_shapes == ((1, 96, 54, 54),)  # 224 input: floor((224-11)/4)+1 = 54
     assert conv1.macs == 96 * 11 * 11 * 3 * 54 * 54
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(6, dtype=np.float32).reshape(2, 3), np.array([3, -1], np.int64),
+    np.array(2.5, np.float64), np.arange(4, dtype=np.int32), np.array([1, 2], np.float16),
+    np.array([True, False]), np.zeros((0, 3), np.float32)])
+@pytest.mark.parametrize("raw", [True, False])
+def test_tensor_to_array_equals_onnx(array, raw):
+    from cnngraph.frontends.onnx import tensor_to_array
+
+    t = onnx.numpy_helper.from_array(array)
+    if not raw and t.raw_data:  # the typed-field layout some producers write
+        t = onnx.helper.make_tensor("t", t.data_type, array.shape, array.ravel().tolist())
+    got, want = tensor_to_array(t), onnx.numpy_helper.to_array(t)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)

@@ -671,6 +671,6 @@ def test_shape_chain_folds_to_a_static_reshape():
     assert result.values["target"].tolist() == [2, -1]
     assert result.types["flat"].shape == (2, 48)
     assert result.types["weight"].shape == (48, 5)
-    assert float(result.values["weight"][0, 0]) == 0.5
+    assert float(result.value("weight")[0, 0]) == 0.5
     assert {"shape", "gather", "unsq", "concat", "w"} <= result.folded
     assert "reshape" not in result.folded  # x is an activation
