@@ -15,9 +15,9 @@ node wrote", which is what scheduling and cycle checks need.
 
 from __future__ import annotations
 
-import math
 import contextlib
 import gc
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional, Sequence
