@@ -77,8 +77,8 @@ def from_model(model: onnx.ModelProto, source: str = "") -> Graph:
     # Only torch's exporter writes scope metadata; other producers' nodes need not be asked.
     scoped = _scoped_name if model.producer_name == "pytorch" else _plain_name
     blocks = block_paths([scoped(*p) for p in plain])
-    for (_, op_type, inputs, outputs, domain, proto), name, block in zip(plain, names,
-                                                                                blocks):
+    for (_, op_type, inputs, outputs, domain, proto), name, block in zip(
+            plain, names, blocks):
         graph.add_node(Node(
             name=name, op_type=op_type, inputs=inputs, outputs=outputs,
             attrs=MappingProxyType({a.name: _attr_value(a) for a in proto.attribute}),

@@ -112,3 +112,18 @@ def test_an_op_newer_than_the_models_opset_is_an_error():
     with pytest.raises(cnngraph.errors.UnsupportedOpError,
                        match="'Gelu' does not exist in opset 18"):
         infer_shapes(graph)
+
+
+def test_nodes_listed_out_of_order_run_in_a_valid_order():
+    """ONNX asks for topological order, but not every producer keeps it: the order is then
+    sorted (deterministically), keeping the file's order where it is valid."""
+    nodes = [helper.make_node("Relu", ["b"], ["y"], name="last"),
+             helper.make_node("Relu", ["x"], ["a"], name="first"),
+             helper.make_node("Relu", ["a"], ["b"], name="middle")]
+    g = helper.make_graph(nodes, "g", [vi("x", (1, 2))], [vi("y", None)])
+    graph = from_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    assert graph.order() == ["first", "middle", "last"]
+    assert sorted(graph.dag.edges) == [("first", "middle"), ("middle", "last")]
+    a = cnngraph.analyze(graph)
+    assert [layer.name for layer in a.layers] == ["first", "middle", "last"]
+    assert a.memory.liveness.live_bytes == (16, 16, 16)
