@@ -20,12 +20,22 @@ import gc
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-import networkx as nx
 import numpy as np
 
 from .errors import GraphError
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+def _nx():
+    """networkx, imported on first use: it takes a third of a second to import, and a model
+    whose nodes are already in a valid order never needs it."""
+    import networkx
+
+    return networkx
 
 Dim = "int | str | None"  # a declared dimension: a number, a symbolic name, or unknown
 
@@ -143,7 +153,7 @@ class Graph:
         self.outputs: list[str] = []
         self.constants: dict[str, Constant] = {}
         self.value_info: dict[str, TensorInfo] = {}  # shapes a producer declared, if any
-        self._dag: Optional[nx.DiGraph] = None
+        self._dag: Optional["nx.DiGraph"] = None
         self.producer: dict[str, str] = {}
         self.consumers: dict[str, list[str]] = {}
         self._order: Optional[list[str]] = None
@@ -192,18 +202,18 @@ class Graph:
         # ONNX lists nodes in a valid order, so this O(n) check is the common case; then every
         # edge points forward and there is no cycle to look for.
         self._order = list(self.nodes) if self._in_model_order() else None
-        if self._order is None and not nx.is_directed_acyclic_graph(self.dag):
-            cycle = nx.find_cycle(self.dag)
+        if self._order is None and not _nx().is_directed_acyclic_graph(self.dag):
+            cycle = _nx().find_cycle(self.dag)
             path = " -> ".join(f"'{a}'" for a, _ in cycle) + f" -> '{cycle[0][0]}'"
             raise GraphError(f"the graph has a cycle: {path}")
         return self
 
     @property
-    def dag(self) -> nx.DiGraph:
+    def dag(self) -> "nx.DiGraph":
         """Node -> node edges, one per producer/consumer pair (built on first use: a report
         of a model in valid order never needs it)."""
         if self._dag is None:
-            dag = nx.DiGraph()
+            dag = _nx().DiGraph()
             dag.add_nodes_from(self.nodes)
             dag.add_edges_from((self.producer[t], reader) for t, readers in
                                self.consumers.items() if t in self.producer for reader in readers)
@@ -219,7 +229,8 @@ class Graph:
         """
         if self._order is None:
             position = {name: i for i, name in enumerate(self.nodes)}
-            self._order = list(nx.lexicographical_topological_sort(self.dag, key=position.get))
+            self._order = list(_nx().lexicographical_topological_sort(self.dag,
+                                                                      key=position.get))
         return self._order
 
     def _in_model_order(self) -> bool:
