@@ -204,3 +204,22 @@ def test_table_prints(capsys):
     code, out, _ = run_cli(["report", "light-bvlc_alexnet"], capsys)
     assert code == 0
     assert "60,965,224" in out and "MiB" in out and "inference peak" in out
+
+
+def test_depth_groups_rows_by_block(capsys):
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "data", "resnet18_op13.onnx")
+    code, out, _ = run_cli(["report", path, "--format", "json"], capsys)
+    layers = json.loads(out)["layers"]
+    code, out, _ = run_cli(["report", path, "--format", "csv", "--depth", "1"], capsys)
+    assert code == 0
+    rows = {r.split(",")[0]: r.split(",") for r in out.strip().splitlines()[1:]}
+    for block in ("layer1", "layer2", "layer3", "layer4"):
+        inside = [l for l in layers if l["block"] == block or l["block"].startswith(block + "/")]
+        assert rows[block][1] == "block"
+        assert int(rows[block][3]) == sum(l["params"] for l in inside)
+        assert int(rows[block][4]) == sum(l["macs"] for l in inside)
+    top_level = [l for l in layers if not l["block"]]
+    assert len(rows) == 4 + len(top_level)  # the stem and head stay one row per layer
+    assert sum(int(r[3]) for r in rows.values()) == sum(l["params"] for l in layers)
