@@ -20,7 +20,7 @@ import gc
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -85,10 +85,10 @@ class TensorInfo:
     shape: Optional[tuple] = None
 
 
-@dataclass(frozen=True, eq=False)
-class Constant:
+class Constant(NamedTuple):
     """A tensor known before the run (an initializer). Its bytes are read only on demand, so a
-    multi-GB model is analysed without touching its weights."""
+    multi-GB model is analysed without touching its weights. (A NamedTuple: a model may hold a
+    hundred thousand of them.)"""
 
     name: str
     dtype: str
