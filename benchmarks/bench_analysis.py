@@ -160,10 +160,7 @@ def real_resnet50() -> Path:
     del g.input[:]
     g.input.extend(inputs)
     onnx.checker.check_model(model)
-    DATA.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
+    save_atomically(model, path)
     return path
 
 
@@ -292,11 +289,16 @@ def synthetic_file(kind: str, n_nodes: int) -> Path:
         model = {"chain": build_chain, "branching": build_branching}[kind](n_nodes)
         if n_nodes <= 1000:
             onnx.checker.check_model(model)
-        DATA.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        onnx.save(model, str(tmp))
-        tmp.replace(path)
+        save_atomically(model, path)
     return path
+
+
+def save_atomically(model: onnx.ModelProto, path: Path) -> None:
+    """Write to a temporary name first, so an interrupted run leaves no half-written model."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(path)
 
 
 def bench_synthetic(sizes: list[int], repeats: int, console: Console) -> list[dict]:
@@ -330,7 +332,7 @@ PHASES = {
     ("onnx/__init__.py", "load_model"): "onnx.load (protobuf parse)",
     ("cnngraph/frontends/onnx.py", "from_model"): "from_model (ModelProto -> Graph)",
     ("onnx/helper.py", "get_attribute_value"): "- of which onnx.helper.get_attribute_value",
-    ("cnngraph/ir.py", "freeze"): "- of which Graph.freeze (indexes, networkx DAG)",
+    ("cnngraph/ir.py", "freeze"): "- of which Graph.freeze (producer and consumer indexes, order check)",
     ("cnngraph/passes/shapes.py", "infer_shapes"): "infer_shapes",
     ("cnngraph/passes/cost.py", "count_costs"): "count_costs",
     ("cnngraph/passes/analysis.py", "inference_memory"): "inference_memory",
