@@ -8,6 +8,7 @@
 
 from . import errors
 from .frontends import load
+from .frontends.builder import Network as Network
 from .passes.analysis import Analysis, analyze
 
 __version__ = "0.1.0"

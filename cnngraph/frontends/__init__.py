@@ -6,6 +6,7 @@ import os
 
 from ..errors import LoadError
 from ..ir import Graph
+from .builder import Network as Network
 from .onnx import from_model, load_onnx
 
 # The real model-zoo graphs the onnx package ships (weights replaced by ConstantOfShape).

@@ -49,6 +49,7 @@ class PRelu(Unary):
     2 FLOPs: compare, multiply."""
 
     op_type = "PRelu"
+    weight_inputs = (1,)
     flops = 2
 
     def infer(self, call: Call) -> list[TensorType]:

@@ -152,6 +152,10 @@ class OpDef:
     # Inputs that act as operator settings (shapes, axes, scales, pads, clip bounds): never
     # parameters, even when they are float constants.
     attribute_inputs: ClassVar[tuple[int, ...]] = ()
+    # Inputs that hold weights (Conv's W and B, Gemm's B and C...): a constant there is a
+    # parameter whatever its size, so a one-unit dense layer's bias counts. Elsewhere a
+    # single-element constant (x / 255) is an operator constant, not a parameter.
+    weight_inputs: ClassVar[tuple[int, ...]] = ()
     # Output is only a function of input *shapes* (Shape, Size): constant even on activations.
     shape_only: ClassVar[bool] = False
     # Output may not be folded even when all inputs are constant (random ops).

@@ -18,6 +18,7 @@ def _check_rank(call: Call, x: tuple, w: tuple) -> None:
 @register
 class Conv(OpDef):
     op_type = "Conv"
+    weight_inputs = (1, 2)
     attrs = {"auto_pad": "NOTSET", "group": 1}
 
     def window(self, call: Call):
@@ -92,6 +93,7 @@ class ConvTranspose(OpDef):
     patch into the output. The weight is (Cin, Cout/group, *kernel)."""
 
     op_type = "ConvTranspose"
+    weight_inputs = (1, 2)
     attrs = {"auto_pad": "NOTSET", "group": 1}
 
     def window(self, call: Call) -> Window:

@@ -14,6 +14,7 @@ class Gemm(OpDef):
     B' is (K, N), C broadcasts unidirectionally to (M, N) and is optional from opset 11."""
 
     op_type = "Gemm"
+    weight_inputs = (0, 1, 2)
     attrs = {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}
 
     def dims(self, call: Call) -> tuple[int, int, int]:
@@ -67,6 +68,7 @@ class MatMul(OpDef):
     dims before the last two are batch dims and broadcast."""
 
     op_type = "MatMul"
+    weight_inputs = (0, 1)
 
     def dims(self, call: Call) -> tuple[tuple[int, ...], int, tuple[int, ...]]:
         """(Y's shape, K)"""

@@ -71,6 +71,7 @@ class BatchNormalization(OpDef):
     """
 
     op_type = "BatchNormalization"
+    weight_inputs = (1, 2, 3, 4)
     attrs = {"epsilon": 1e-5, "momentum": 0.9, "spatial": 1, "training_mode": 0}
     non_trainable_inputs = (3, 4)
 
@@ -132,6 +133,7 @@ class InstanceNormalization(OpDef):
     the spatial axes; scale and B are (C)."""
 
     op_type = "InstanceNormalization"
+    weight_inputs = (1, 2)
     attrs = {"epsilon": 1e-5}
 
     def infer(self, call: Call) -> list[TensorType]:
@@ -161,6 +163,7 @@ class LayerNormalization(OpDef):
     on. Optional outputs Mean and InvStdDev keep the reduced axes as 1, in the stash_type."""
 
     op_type = "LayerNormalization"
+    weight_inputs = (1, 2)
     attrs = {"axis": -1, "epsilon": 1e-5, "stash_type": 1}
 
     def _axis(self, call: Call) -> int:

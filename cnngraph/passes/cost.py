@@ -1,7 +1,8 @@
 """Cost analysis: parameters, MACs, FLOPs and activation bytes per layer and per block.
 
-Parameters are float constants other than scalars that a running node reads, directly or
-through folded view ops (Reshape, Transpose, Cast... of a weight). Each is counted once, at the
+Parameters are float constants a running node reads, directly or through folded view ops
+(Reshape, Transpose, Cast... of a weight): at a weight input (Conv's W and B, Gemm's B and C...)
+whatever their size, elsewhere when they hold more than one element. Each is counted once, at the
 first node that reads it, however many nodes share it. Integer tensors (shapes, indices) and
 operator settings (Resize scales, Clip bounds) are never parameters.
 """
@@ -100,7 +101,8 @@ def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
         outs = [shapes.types[o] for o in node.outputs if o]
         params = trainable = 0
         for i, t in enumerate(node.inputs):
-            if t not in constant or not _is_param(shapes, t) or i in op.attribute_inputs:
+            if t not in constant or i in op.attribute_inputs or \
+                    not _is_param(shapes, t, i in op.weight_inputs):
                 continue
             source = _param_source(graph, shapes, t)
             if source in owner:
@@ -137,11 +139,11 @@ def block_totals(layers: list[LayerCost]) -> list[BlockCost]:
     return list(blocks.values())
 
 
-def _is_param(shapes: Shapes, tensor: str) -> bool:
-    if not tensor or tensor not in shapes.constant:
-        return False
+def _is_param(shapes: Shapes, tensor: str, weight_input: bool) -> bool:
+    """A float constant that holds weights: any size at a weight input, else more than one
+    element (a single number elsewhere is an operator constant such as x / 255)."""
     t = shapes.types[tensor]
-    return dtypes.is_float(t.dtype) and t.size > 1
+    return t.dtype in dtypes.FLOAT_TYPES and (t.size > 1 or (weight_input and t.rank > 0))
 
 
 def _param_source(graph: Graph, shapes: Shapes, tensor: str) -> str:

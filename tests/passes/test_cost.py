@@ -136,3 +136,13 @@ def test_dtype_sets_byte_counts_but_not_integer_tensors():
         assert a.layers[0].activation_bytes == 8 * 4 * 4 * size
     with pytest.raises(cnngraph.errors.CnnGraphError, match="dtype 'float64'"):
         cnngraph.analyze(g, dtype="float64")
+
+
+def test_single_element_weights_count_but_single_operator_constants_do_not():
+    # a one-unit dense layer's bias (shape (1,)) is a parameter; x / 255 is not
+    nodes = [helper.make_node("Div", ["x", "k"], ["a"], name="norm"),
+             helper.make_node("Gemm", ["a", "w", "b"], ["y"], name="fc", transB=1)]
+    a = cnngraph.analyze(model(nodes, [vi("x", (1, 8))], [vi("y", None)],
+                               [init("k", np.array([255.0], np.float32)),
+                                init("w", ones(1, 8)), init("b", ones(1))]))
+    assert [l.params for l in a.layers] == [0, 8 + 1]
