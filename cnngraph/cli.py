@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
     ep = sub.add_parser("examples", help="list the built-in example models")
     ep.set_defaults(func=cmd_examples)
+    zp = sub.add_parser("zoo", help="list the model zoo: every model with its parameters and MACs")
+    zp.set_defaults(func=cmd_zoo)
     return parser
 
 
@@ -90,6 +92,32 @@ def cmd_examples(args) -> int:
 
     for name, path in sorted(examples().items()):
         print(f"{name:24s} {path}")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    """One row per zoo model: its input, parameters (as analysed) against the published count,
+    and MACs at batch 1."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .frontends import zoo
+
+    table = Table(title="cnngraph model zoo: batch 1; MACs are multiply-accumulates of "
+                        "conv/dense layers; published = the count cited in the model's file",
+                  title_justify="left")
+    for col in ("model", "input", "trainable params", "non-trainable", "MACs", "published"):
+        table.add_column(col, justify="left" if col in ("model", "input") else "right",
+                         no_wrap=True)
+    for name in zoo.names():
+        a = analyze(zoo.load(name), batch=1)
+        t, pub = a.totals, zoo.published(name)
+        ins = ", ".join("x".join(map(str, s.shape)) for _, s in a.io(a.graph.input_names) if s)
+        same = t.trainable_params == pub.trainable and pub.non_trainable in (
+            None, t.non_trainable_params)
+        table.add_row(name, ins, f"{t.trainable_params:,}", f"{t.non_trainable_params:,}",
+                      f"{t.macs:,}", f"{pub.trainable:,}" + (" (same)" if same else " (DIFFERS)"))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     return 0
 
 

@@ -32,6 +32,10 @@ def load(model: str) -> Graph:
     >>> load("light-resnet50").name
     'resnet50'
     """
+    if model.endswith(".cnn"):  # the text DSL (docs/dsl.md)
+        from .dsl import load_dsl
+
+        return load_dsl(model)
     if not os.path.exists(model):
         known = examples()
         if model in known:
