@@ -126,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except CnnGraphError as e:
-        print(f"cnngraph: error: {e}", file=sys.stderr)
+        print(e if e.located else f"cnngraph: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `cnngraph report ... | head`
         return 0

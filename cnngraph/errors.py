@@ -9,6 +9,10 @@ from __future__ import annotations
 class CnnGraphError(Exception):
     """Base of every error cnngraph raises for bad input."""
 
+    # Whether str() already says where and that it is an error ('file:3:5: error: ...'), so
+    # the CLI adds no prefix of its own.
+    located = False
+
     def __init__(self, message: str, *, source: str | None = None):
         super().__init__(message)
         self.message = message
@@ -39,6 +43,14 @@ class NodeError(CnnGraphError):
         self.node_name = node.name
         self.op_type = node.op_type
         super().__init__(f"node '{node.name}' ({node.op_type}): {message}", source=source)
+
+    def declared_at(self, origin: tuple) -> "NodeError":
+        """Name the source line that declared the node (a DSL file), once."""
+        if origin and "declared at" not in self.message:
+            file, line, column = origin
+            self.message += f" (declared at {file}:{line}:{column})"
+            self.args = (self.message,)
+        return self
 
 
 class ShapeError(NodeError):

@@ -153,6 +153,7 @@ class Graph:
         self.outputs: list[str] = []
         self.constants: dict[str, Constant] = {}
         self.value_info: dict[str, TensorInfo] = {}  # shapes a producer declared, if any
+        self.origins: dict[str, tuple] = {}  # node -> (file, line, column) where it was declared
         self._dag: Optional["nx.DiGraph"] = None
         self.producer: dict[str, str] = {}
         self.consumers: dict[str, list[str]] = {}

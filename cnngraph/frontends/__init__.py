@@ -1,4 +1,4 @@
-"""Frontends turn a model file (or a built-in example's name) into a Graph."""
+"""Frontends turn a model (an ONNX or .cnn file, a zoo or example name) into a Graph."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import os
 
 from ..errors import LoadError
 from ..ir import Graph
+from . import zoo
 from .builder import Network as Network
+from .dsl import load_dsl
 from .onnx import from_model, load_onnx
 
 # The real model-zoo graphs the onnx package ships (weights replaced by ConstantOfShape).
@@ -27,22 +29,23 @@ def examples() -> dict[str, str]:
 
 
 def load(model: str) -> Graph:
-    """A Graph from an ONNX file, or from a built-in example's name (see ``examples()``).
+    """A Graph from an ONNX file, a .cnn file (the text DSL, docs/dsl.md), a zoo model's
+    name (``cnngraph zoo``) or a built-in example's name (``examples()``).
 
-    >>> load("light-resnet50").name
-    'resnet50'
+    >>> load("googlenet").name, load("light-resnet50").name
+    ('googlenet', 'resnet50')
     """
-    if model.endswith(".cnn"):  # the text DSL (docs/dsl.md)
-        from .dsl import load_dsl
-
-        return load_dsl(model)
-    if not os.path.exists(model):
+    if not os.path.exists(model) and os.sep not in model and "." not in model:
+        path = zoo.resolve(model)
+        if path is not None:
+            return load_dsl(path)
         known = examples()
         if model in known:
             return load_onnx(known[model])
-        if not model.endswith(".onnx") and os.sep not in model:
-            raise LoadError(f"{model}: no such file or built-in example (examples: "
-                            f"{', '.join(sorted(known))})")
+        raise LoadError(f"{model}: no such file, zoo model ({', '.join(zoo.names())}) or "
+                        f"example ({', '.join(sorted(known))})")
+    if model.endswith(".cnn"):
+        return load_dsl(model)
     return load_onnx(model)
 
 

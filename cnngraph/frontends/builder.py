@@ -350,6 +350,7 @@ class Network:
         for node in self._nodes.values():
             graph.add_node(node)
         graph.outputs.extend(self._outputs)
+        graph.origins.update(self.origins)
         return graph.freeze()
 
     @contextlib.contextmanager

@@ -65,6 +65,8 @@ class DslError(CnnGraphError):
          ^
     """
 
+    located = True
+
     def __init__(self, message: str, file: str, line: int, column: int, text: str = ""):
         super().__init__(message, source=file)
         self.file, self.line, self.column, self.text = file, line, column, text

@@ -14,7 +14,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from ..errors import CnnGraphError, InputShapeError, ShapeError, UnsupportedOpError
+from ..errors import CnnGraphError, InputShapeError, NodeError, ShapeError, UnsupportedOpError
 from ..ir import Graph, Node
 from ..ops import Call, TensorType, lookup
 from ..ops.base import LazyValues, check_opset, shape_str
@@ -122,6 +122,10 @@ def infer_shapes(graph: Graph, batch: Optional[int] = None,
     """
     try:
         return _infer(graph, batch, input_shapes, allow_unknown)
+    except NodeError as e:
+        e.declared_at(graph.origins.get(e.node_name))
+        e.with_source(graph.source or graph.name)
+        raise
     except CnnGraphError as e:
         e.with_source(graph.source or graph.name)
         raise

@@ -619,7 +619,7 @@ def test_cli_exits_2_with_the_excerpt(tmp_path, capsys):
     path.write_text("input x: 1x1x32x32\nc1 = conv(6, 5)\nc2 = convv(16, 5)\n")
     assert main(["report", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err == (f"cnngraph: error: {path}:3:6: error: unknown layer 'convv' "
+    assert err == (f"{path}:3:6: error: unknown layer 'convv' "
                    f"(did you mean 'conv'?)\nc2 = convv(16, 5)\n     ^\n")
     path.write_bytes(b"input x: 1x3x8x8\n\xff\n")
     assert main(["report", str(path)]) == 2
@@ -632,3 +632,16 @@ def test_every_complete_example_in_the_docs_compiles():
     assert len(examples) >= 2
     for example in examples:
         parse_dsl(example, "docs.cnn")
+
+
+def test_an_analysis_time_shape_error_names_the_declaring_line(tmp_path):
+    """Built at 32x32 the net is fine; analysed at 8x8 the 5x5 conv2 no longer fits, and the
+    error says which line of the file declared it."""
+    import cnngraph
+
+    path = tmp_path / "small.cnn"
+    path.write_text("input x: Nx1x32x32\nc1 = conv(6, 5)\np = max_pool(2)\nc2 = conv(16, 5)\n")
+    graph = cnngraph.load(str(path))
+    with pytest.raises(cnngraph.errors.ShapeError,
+                       match=rf"node 'c2' \(Conv\).*declared at {re.escape(str(path))}:4:6"):
+        cnngraph.analyze(graph, input_shapes={"x": (1, 1, 8, 8)})
