@@ -4,12 +4,20 @@
 >>> a = cnngraph.analyze(cnngraph.load("light-bvlc_alexnet"))
 >>> a.totals.params
 60965224
+>>> net = cnngraph.Network("tiny")
+>>> x = net.input("x", ("N", 3, 32, 32))
+>>> net.output(net.dense(net.conv(x, 8, 3, activation="relu"), 10))
+>>> cnngraph.analyze(net.build()).totals.params
+72234
 """
 
 from . import errors
+from .backends.export_onnx import export, to_onnx
+from .backends.reference import run_reference
 from .frontends import load
-from .frontends.builder import Network as Network
+from .frontends.builder import Network
 from .passes.analysis import Analysis, analyze
 
 __version__ = "0.1.0"
-__all__ = ["load", "analyze", "Analysis", "errors", "__version__"]
+__all__ = ["load", "analyze", "Analysis", "Network", "export", "to_onnx", "run_reference",
+           "errors", "__version__"]

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 from . import analyze, load
 from .backends import report
+from .backends.export_onnx import WEIGHT_MODES, export
 from .dtypes import COUNTING_DTYPES
 from .errors import CnnGraphError
 
@@ -63,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="row order (default: execution order)")
     rp.add_argument("--top", type=positive_int, metavar="N", help="only the first N rows")
     rp.set_defaults(func=cmd_report)
+    xp = sub.add_parser("export", help="write the network as an ONNX model (onnxruntime runs it)")
+    xp.add_argument("model", help="a zoo name, a .cnn file, an ONNX file or a built-in example")
+    xp.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
+    xp.add_argument("--weights", choices=WEIGHT_MODES, default="auto",
+                    help="auto: the model's own weights if it has them, else random; random: "
+                         "He-normal, batch norm calibrated; zeros; keep")
+    xp.add_argument("--seed", type=int, default=0, help="seed of random weights (default 0)")
+    xp.add_argument("--opset", type=positive_int, help="re-target (default: the model's own)")
+    xp.set_defaults(func=cmd_export)
     ep = sub.add_parser("examples", help="list the built-in example models")
     ep.set_defaults(func=cmd_examples)
     zp = sub.add_parser("zoo", help="list the model zoo: every model with its parameters and MACs")
@@ -84,6 +94,14 @@ def cmd_report(args) -> int:
     text = report.render_report(a, args.format, depth=args.depth, sort=args.sort, top=args.top)
     if text is not None:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_export(args) -> int:
+    model = export(load(args.model), args.output, weights=args.weights, seed=args.seed,
+                   opset=args.opset)
+    print(f"{args.output}: {len(model.graph.node)} nodes, opset "
+          f"{model.opset_import[0].version}, {len(model.graph.initializer)} initializers")
     return 0
 
 

@@ -63,3 +63,8 @@ class UnsupportedOpError(NodeError):
 
 class InputShapeError(CnnGraphError):
     """A graph input has a dimension nobody gave a value for, or a bad --input-shape."""
+
+
+class ExportError(CnnGraphError):
+    """The graph cannot be written as asked: a weight without a value, an opset the converter
+    cannot reach, an attribute ONNX cannot hold."""

@@ -37,6 +37,10 @@ def _nx():
 
     return networkx
 
+# The key of the ONNX node metadata in which cnngraph's export keeps a block path its node
+# names do not carry (flat names from torch's dynamo exporter), so an import gets it back.
+BLOCK_KEY = "cnngraph.block"
+
 Dim = "int | str | None"  # a declared dimension: a number, a symbolic name, or unknown
 
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from cnngraph.cli import main
@@ -223,3 +224,29 @@ def test_depth_groups_rows_by_block(capsys):
     top_level = [l for l in layers if not l["block"]]
     assert len(rows) == 4 + len(top_level)  # the stem and head stay one row per layer
     assert sum(int(r[3]) for r in rows.values()) == sum(l["params"] for l in layers)
+
+
+@pytest.mark.onnxruntime
+def test_export_a_zoo_model_runs_in_onnxruntime_and_round_trips(capsys, tmp_path):
+    import onnxruntime
+
+    out = tmp_path / "lenet.onnx"
+    code, printed, err = run_cli(["export", "lenet5", "-o", str(out), "--seed", "3"], capsys)
+    assert code == 0, err
+    assert "lenet.onnx" in printed
+    onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    (y,) = session.run(None, {session.get_inputs()[0].name: x})
+    assert y.shape == (2, 10) and np.isfinite(y).all()
+    _, a, _ = run_cli(["report", "lenet5", "--format", "json"], capsys)
+    _, b, _ = run_cli(["report", str(out), "--format", "json"], capsys)
+    a, b = json.loads(a), json.loads(b)
+    assert b["totals"]["trainable_params"] == a["totals"]["trainable_params"] == 60_850
+    assert b["totals"]["macs"] == a["totals"]["macs"]
+    assert [l["block"] for l in b["layers"]] == [l["block"] for l in a["layers"]]
+
+
+def test_export_errors_are_one_line(capsys, tmp_path):
+    assert_one_line_error(capsys, ["export", "lenet5", "-o", str(tmp_path / "x.onnx"),
+                                   "--weights", "keep"], "no value")

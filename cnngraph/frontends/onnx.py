@@ -22,7 +22,7 @@ from onnx import numpy_helper
 
 from .. import dtypes
 from ..errors import CnnGraphError, LoadError
-from ..ir import Constant, Graph, Node, TensorInfo, block_paths, gc_paused
+from ..ir import BLOCK_KEY, Constant, Graph, Node, TensorInfo, block_paths, gc_paused
 
 
 def load_onnx(path: str) -> Graph:
@@ -77,6 +77,8 @@ def from_model(model: onnx.ModelProto, source: str = "") -> Graph:
     # Only torch's exporter writes scope metadata; other producers' nodes need not be asked.
     scoped = _scoped_name if model.producer_name == "pytorch" else _plain_name
     blocks = block_paths([scoped(*p) for p in plain])
+    if model.producer_name == "cnngraph":  # its export states blocks its names do not carry
+        blocks = [_metadata(p[5], BLOCK_KEY, b) for p, b in zip(plain, blocks)]
     for (_, op_type, inputs, outputs, domain, proto), name, block in zip(
             plain, names, blocks):
         graph.add_node(Node(
@@ -96,6 +98,10 @@ def _node_names(plain) -> list[str]:
         seen[base] += 1
         names.append(base if seen[base] == 1 else f"{base}_{seen[base] - 1}")
     return names
+
+
+def _metadata(node: onnx.NodeProto, key: str, default: str) -> str:
+    return next((p.value for p in node.metadata_props if p.key == key), default)
 
 
 def _plain_name(name, op_type, inputs, outputs, domain, proto) -> str:

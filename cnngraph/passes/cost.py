@@ -104,7 +104,7 @@ def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
             if t not in constant or i in op.attribute_inputs or \
                     not _is_param(shapes, t, i in op.weight_inputs):
                 continue
-            source = _param_source(graph, shapes, t)
+            source = param_source(graph, shapes, t)
             if source in owner:
                 costs.shared_params.setdefault(source, [owner[source]]).append(name)
                 continue
@@ -146,7 +146,7 @@ def _is_param(shapes: Shapes, tensor: str, weight_input: bool) -> bool:
     return t.dtype in dtypes.FLOAT_TYPES and (t.size > 1 or (weight_input and t.rank > 0))
 
 
-def _param_source(graph: Graph, shapes: Shapes, tensor: str) -> str:
+def param_source(graph: Graph, shapes: Shapes, tensor: str) -> str:
     """Follow a folded weight back through view-like ops to the tensor it was made from."""
     seen: Optional[str] = None
     while tensor != seen:
