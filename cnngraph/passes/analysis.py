@@ -56,6 +56,20 @@ class Analysis:
         """Nodes of unknown ops (and what depends on them), with --allow-unknown."""
         return self.shapes.unknown
 
+    def layer(self, name: str):
+        """The cost row of one running node, by name."""
+        for layer in self.costs.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no running layer named '{name}'")
+
+    def block(self, name: str):
+        """The subtotal of one block path ('inception_3a', 'layer1/layer1.0')."""
+        for block in self.costs.blocks:
+            if block.name == name:
+                return block
+        raise KeyError(f"no block named '{name}'")
+
     def io(self, names) -> list[tuple[str, Optional[TensorType]]]:
         return [(n, self.shapes.types.get(n)) for n in names]
 

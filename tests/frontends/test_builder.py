@@ -39,16 +39,6 @@ def analyze(net, **kw):
     return cnngraph.analyze(net.build(), **kw)
 
 
-def layer(a, name):
-    (found,) = [x for x in a.layers if x.name == name]
-    return found
-
-
-def block(a, name):
-    (found,) = [b for b in a.blocks if b.name == name]
-    return found
-
-
 def lenet5():
     """LeNet-5 as the 1998 paper draws it, from the builder alone."""
     net = Network("lenet5")
@@ -71,7 +61,7 @@ def test_alexnet_conv1():
     assert y.shape == (1, 96, 55, 55)
     net.output(y)
     a = analyze(net)
-    conv1 = layer(a, "conv1")
+    conv1 = a.layer("conv1")
     assert conv1.params == conv1.trainable_params == 96 * (11 * 11 * 3) + 96 == 34_944
     assert conv1.macs == 96 * 11 * 11 * 3 * 55 * 55
 
@@ -115,7 +105,7 @@ def test_grouped_dilated_and_1d_convs():
     net.output(t)
     a = analyze(net)
     assert y.shape == (1, 256, 27, 27)
-    assert layer(a, "conv2").params == conv_params(256, 96, 5, groups=2) == 307_456
+    assert a.layer("conv2").params == conv_params(256, 96, 5, groups=2) == 307_456
     assert d.shape == (1, 8, 23, 23)  # span 2*(3-1)+1 = 5
     assert t.shape == (1, 8, 48)
 
@@ -130,12 +120,12 @@ def test_depthwise_separable_cost_ratio():
     net.output(sep)
     net.output(std)
     a = analyze(net)
-    sep_macs = block(a, "sep").macs
-    std_macs = layer(a, "std").macs
+    sep_macs = a.block("sep").macs
+    std_macs = a.layer("std").macs
     assert sep_macs == M * Dp**2 * (Dk**2 + N)
     assert std_macs == N * Dp**2 * Dk**2 * M
     assert sep_macs / std_macs == pytest.approx(1 / N + 1 / Dk**2)
-    assert block(a, "sep").params == M * Dk * Dk + M * N
+    assert a.block("sep").params == M * Dk * Dk + M * N
     assert [n.op_type for n in net.nodes.values()] == ["Conv", "Conv", "Conv"]
     assert net.nodes["sep/depthwise"].attrs["group"] == M
 
@@ -153,9 +143,9 @@ def test_lenet5_has_60850_trainable_parameters():
     a = analyze(lenet5())
     assert a.totals.params == a.totals.trainable_params == 60_850
     parts = {
-        "c1": layer(a, "c1").params, "s2": block(a, "s2").params, "c3": block(a, "c3").params,
-        "s4": block(a, "s4").params, "c5": layer(a, "c5").params, "f6": layer(a, "f6").params,
-        "output": layer(a, "output").params,
+        "c1": a.layer("c1").params, "s2": a.block("s2").params, "c3": a.block("c3").params,
+        "s4": a.block("s4").params, "c5": a.layer("c5").params, "f6": a.layer("f6").params,
+        "output": a.layer("output").params,
     }
     assert parts == {
         "c1": conv_params(6, 1, 5),  # 156
@@ -212,7 +202,7 @@ def test_subsample_has_two_parameters_per_map():
     net.output(y)
     a = analyze(net)
     assert [l.op for l in a.layers] == ["AveragePool", "Mul", "Add"]
-    assert block(a, "s2").params == block(a, "s2").trainable_params == 12
+    assert a.block("s2").params == a.block("s2").trainable_params == 12
     assert net.constants["s2/scale/W"].shape == (1, 6, 1, 1)
     assert y.shape == (1, 6, 14, 14)
 
@@ -225,11 +215,11 @@ def test_dense_flattens_and_batchnorm_splits_trainable():
     net.output(y)
     a = analyze(net)
     assert [l.name for l in a.layers] == ["bn", "fc_flatten", "fc", "fc_relu"]
-    assert layer(a, "fc").params == dense_params(64 * 36, 100)
-    assert layer(a, "bn").params == 4 * 64
-    assert layer(a, "bn").trainable_params == 2 * 64
+    assert a.layer("fc").params == dense_params(64 * 36, 100)
+    assert a.layer("bn").params == 4 * 64
+    assert a.layer("bn").trainable_params == 2 * 64
     assert a.totals.non_trainable_params == 2 * 64
-    assert layer(a, "fc").macs == 64 * 36 * 100
+    assert a.layer("fc").macs == 64 * 36 * 100
 
 
 def test_pools_ceil_mode_and_global():
@@ -260,7 +250,7 @@ def test_alexnet_tail_layers():
     assert f.shape == (1, 9216) and s.shape == (1, 1000)
     assert a.totals.params == dense_params(9216, 4096) + dense_params(4096, 1000)
     assert net.nodes["norm1"].attrs == {"size": 5, "alpha": 1e-4, "beta": 0.75, "bias": 2.0}
-    assert layer(a, "drop6").params == 0
+    assert a.layer("drop6").params == 0
 
 
 @pytest.mark.parametrize("kind, op", [("relu", "Relu"), ("relu6", "Clip"),
@@ -316,9 +306,9 @@ def test_inception_module():
     assert y.shape == (1, 64 + 128 + 32 + 32, 28, 28)
     assert z.shape == (1, 128 + 192 + 96 + 64, 28, 28)
     a = analyze(net)
-    assert block(a, "inception_3a").params == inception_params(192, 64, 96, 128, 16, 32, 32)
-    assert block(a, "inception_3b").params == inception_params(256, 128, 128, 192, 32, 96, 64)
-    assert block(a, "inception_3a").macs == 28 * 28 * (inception_params(
+    assert a.block("inception_3a").params == inception_params(192, 64, 96, 128, 16, 32, 32)
+    assert a.block("inception_3b").params == inception_params(256, 128, 128, 192, 32, 96, 64)
+    assert a.block("inception_3a").macs == 28 * 28 * (inception_params(
         192, 64, 96, 128, 16, 32, 32) - (64 + 96 + 128 + 16 + 32 + 32))
     names = [n for n in net.nodes if n.startswith("inception_3a/")]
     assert names[:3] == ["inception_3a/1x1", "inception_3a/1x1_relu", "inception_3a/3x3_reduce"]
@@ -339,15 +329,15 @@ def test_residual_basic_with_and_without_projection():
     net.output(down)
     assert same.shape == (1, 64, 56, 56) and down.shape == (1, 128, 28, 28)
     a = analyze(net)
-    assert block(a, "layer1.0").params == 2 * conv_params(64, 64, 3, bias=False) + 2 * bn_params(64)
-    assert block(a, "layer2.0").params == (
+    assert a.block("layer1.0").params == 2 * conv_params(64, 64, 3, bias=False) + 2 * bn_params(64)
+    assert a.block("layer2.0").params == (
         conv_params(128, 64, 3, bias=False) + conv_params(128, 128, 3, bias=False)
         + conv_params(128, 64, 1, bias=False) + 3 * bn_params(128))
-    assert block(a, "layer2.0/downsample").params == 64 * 128 + bn_params(128)
+    assert a.block("layer2.0/downsample").params == 64 * 128 + bn_params(128)
     assert "layer1.0/downsample/conv" not in net.nodes
     assert net.nodes["layer1.0/add"].inputs == ("layer1.0/bn2", "x")
     assert net.nodes["layer2.0/downsample/conv"].attrs["strides"] == [2, 2]
-    assert block(a, "layer1.0").non_trainable_params == 2 * 2 * 64
+    assert a.block("layer1.0").non_trainable_params == 2 * 2 * 64
 
 
 def test_residual_bottleneck_puts_the_stride_on_the_3x3():
@@ -373,7 +363,7 @@ def test_se_block_params():
     net.output(y)
     assert y.shape == x.shape
     a = analyze(net)
-    assert block(a, "se").params == 2 * C * C // r + C // r + C
+    assert a.block("se").params == 2 * C * C // r + C // r + C
     assert [l.op for l in a.layers] == ["GlobalAveragePool", "Flatten", "Gemm", "Relu", "Gemm",
                                         "Sigmoid", "Reshape", "Mul"]
 
@@ -391,8 +381,8 @@ def test_dense_block_grows_channels_and_transition_halves():
     expected = sum(bn_params(c0 + i * k) + conv_params(4 * k, c0 + i * k, 1, bias=False)
                    + bn_params(4 * k) + conv_params(k, 4 * k, 3, bias=False)
                    for i in range(layers))
-    assert block(a, "denseblock1").params == expected
-    assert block(a, "denseblock1/denselayer3").layers == 7  # bn relu conv bn relu conv concat
+    assert a.block("denseblock1").params == expected
+    assert a.block("denseblock1/denselayer3").layers == 7  # bn relu conv bn relu conv concat
 
 
 def test_mobilenet_units_and_fire():
@@ -409,10 +399,10 @@ def test_mobilenet_units_and_fire():
     assert "ir_plain/expand" not in net.nodes
     assert f.shape == (1, 128, 28, 28)
     an = analyze(net)
-    assert block(an, "dw1").params == 32 * 9 + bn_params(32) + 32 * 64 + bn_params(64)
-    assert block(an, "ir_add").params == (128 * 768 + bn_params(768) + 768 * 9 + bn_params(768)
+    assert an.block("dw1").params == 32 * 9 + bn_params(32) + 32 * 64 + bn_params(64)
+    assert an.block("ir_add").params == (128 * 768 + bn_params(768) + 768 * 9 + bn_params(768)
                                           + 768 * 128 + bn_params(128))
-    assert block(an, "fire2").params == (conv_params(16, 160, 1) + conv_params(64, 16, 1)
+    assert an.block("fire2").params == (conv_params(16, 160, 1) + conv_params(64, 16, 1)
                                          + conv_params(64, 16, 3))
     assert net.nodes["ir_add/expand_bn_relu6"].op_type == "Clip"
 
@@ -436,8 +426,8 @@ def test_block_paths_match_onnx_name_scopes():
                      "inception_3a", "s"):
         assert expected in blocks
     assert graph.nodes["layer1/layer1.0/downsample/conv"].block == "layer1/layer1.0/downsample"
-    assert block(a, "layer1").params == (block(a, "layer1/layer1.0").params
-                                         + block(a, "layer1/se").params)
+    assert a.block("layer1").params == (a.block("layer1/layer1.0").params
+                                         + a.block("layer1/se").params)
 
 
 def test_automatic_names_are_readable_and_unique():
@@ -475,7 +465,7 @@ def test_build_keeps_the_symbolic_batch():
     eight = cnngraph.analyze(graph, batch=8)
     assert eight.totals.macs == 8 * one.totals.macs
     assert eight.totals.params == one.totals.params
-    assert layer(eight, "output").output_shapes == ((8, 10),)
+    assert eight.layer("output").output_shapes == ((8, 10),)
 
 
 # -- errors --------------------------------------------------------------------------------------

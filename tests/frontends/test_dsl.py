@@ -55,16 +55,6 @@ def analyze(graph, **kw):
     return cnngraph.analyze(graph, **kw)
 
 
-def layer(a, name):
-    (found,) = [x for x in a.layers if x.name == name]
-    return found
-
-
-def block(a, name):
-    (found,) = [b for b in a.blocks if b.name == name]
-    return found
-
-
 def same_graph(g, h):
     """Node for node: names, ops, attributes, inputs, blocks; constants' shapes; outputs."""
     assert list(g.nodes) == list(h.nodes)
@@ -113,11 +103,11 @@ inception_3b = inception(128, 128, 192, 32, 96, 64)
         return (conv_params(c1, cin, 1) + conv_params(r3, cin, 1) + conv_params(c3, r3, 3)
                 + conv_params(r5, cin, 1) + conv_params(c5, r5, 5) + conv_params(pp, cin, 1))
 
-    assert block(a, "inception_3a").params == formula(192, 64, 96, 128, 16, 32, 32) == 163_696
-    assert block(a, "inception_3b").params == formula(256, 128, 128, 192, 32, 96, 64)
+    assert a.block("inception_3a").params == formula(192, 64, 96, 128, 16, 32, 32) == 163_696
+    assert a.block("inception_3b").params == formula(256, 128, 128, 192, 32, 96, 64)
     out_a = [l for l in a.layers if l.block == "inception_3a"][-1]
     assert out_a.output_shapes[0] == (1, 64 + 128 + 32 + 32, 28, 28)
-    assert layer(a, g.outputs[0]).output_shapes[0] == (1, 128 + 192 + 96 + 64, 28, 28)
+    assert a.layer(g.outputs[0]).output_shapes[0] == (1, 128 + 192 + 96 + 64, 28, 28)
     # chaining: 3b reads 3a's output; the call's name scopes the body's names
     assert g.nodes["inception_3b/b1"].inputs[0] == out_a.name == "inception_3a/concat_1"
     assert g.nodes["inception_3a/b4"].inputs[0] == "inception_3a/p"
@@ -126,9 +116,9 @@ inception_3b = inception(128, 128, 192, 32, 96, 64)
     y = nb.inception(net, net.input("x", ("N", 192, 28, 28)), 64, 96, 128, 16, 32, 32,
                      name="inception_3a")
     net.output(y)
-    ref = block(analyze(net.build()), "inception_3a")
-    assert (ref.params, ref.macs) == (block(a, "inception_3a").params,
-                                     block(a, "inception_3a").macs)
+    ref = analyze(net.build()).block("inception_3a")
+    assert (ref.params, ref.macs) == (a.block("inception_3a").params,
+                                     a.block("inception_3a").macs)
 
 
 def test_built_in_blocks_are_called_like_layers():
@@ -179,7 +169,7 @@ def test_repetition_and_scopes_make_torchvision_block_paths():
     net.output(y)
     same_graph(g, net.build())
     a = analyze(g)
-    assert block(a, "layer2").params == sum(block(a, f"layer2/layer2.{i}").params
+    assert a.block("layer2").params == sum(a.block(f"layer2/layer2.{i}").params
                                             for i in range(4))
 
 
