@@ -183,7 +183,6 @@ def memory_problem(graph, shapes, dtype: str = "float32",
     if order is None:
         order = [n for n in graph.order() if shapes.is_compute(n)]
     order = list(order)
-    index = {name: i for i, name in enumerate(order)}
     nodes = graph.nodes
     tensors: dict[str, list] = {}  # name -> [size, producer, consumers]
     for name in graph.input_names:

@@ -11,9 +11,18 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cnngraph.passes import schedule as sch
-from cnngraph.passes.schedule import (MemoryProblem, dfs_order, dp_segment_py, list_order_py,
-                                      lower_bound, memory_problem, order_peak, schedule,
-                                      segments, sub_problem)
+from cnngraph.passes.schedule import (
+    MemoryProblem,
+    dfs_order,
+    dp_segment_py,
+    list_order_py,
+    lower_bound,
+    memory_problem,
+    order_peak,
+    schedule,
+    segments,
+    sub_problem,
+)
 
 HAVE_NATIVE = importlib.util.find_spec("cnngraph._native.schedule") is not None
 native = pytest.mark.skipif(not HAVE_NATIVE, reason="compiled extension not built")
@@ -216,6 +225,7 @@ def test_dfs_order_is_topological():
 @native
 def test_native_wrapper_checks():
     import numpy as np
+
     from cnngraph._native import schedule as native_mod
     z = np.zeros(1, dtype=np.int64)
     with pytest.raises(TypeError, match="int64"):
