@@ -13,8 +13,13 @@ from typing import Optional, Sequence
 from . import analyze, load
 from .backends import report
 from .backends.export_onnx import WEIGHT_MODES, export
+from .backends.plan_report import render_plan
 from .dtypes import COUNTING_DTYPES
 from .errors import CnnGraphError
+from .passes.plan import MODES, plan_memory
+from .passes.schedule import KINDS
+from .passes.training import OPTIMIZER_STATES as OPTIMIZERS
+from .passes.training import max_batch_size, parse_bytes
 
 
 class UsageError(CnnGraphError):
@@ -73,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--seed", type=int, default=0, help="seed of random weights (default 0)")
     xp.add_argument("--opset", type=positive_int, help="re-target (default: the model's own)")
     xp.set_defaults(func=cmd_export)
+    pp = sub.add_parser("plan", help="execution order, arena and training memory; budgets")
+    _analysis_options(pp)
+    pp.add_argument("--mode", choices=MODES, default="inference")
+    pp.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                    help="training: the optimizer whose state is held (default sgd)")
+    pp.add_argument("--mixed-precision", action="store_true",
+                    help="training: 16-bit activations and gradients, 32-bit master weights")
+    pp.add_argument("--checkpointing", action="store_true",
+                    help="training: keep about sqrt(n) checkpoints instead of every activation")
+    pp.add_argument("--schedule", choices=KINDS, default="optimal",
+                    help="execution order (default: the proven optimum, or the best found)")
+    pp.add_argument("--budget", metavar="BYTES",
+                    help="e.g. 8GiB: the largest batch that fits; exit 1 if none does")
+    pp.add_argument("--format", choices=("table", "json"), default="table")
+    pp.set_defaults(func=cmd_plan)
     ep = sub.add_parser("examples", help="list the built-in example models")
     ep.set_defaults(func=cmd_examples)
     zp = sub.add_parser("zoo", help="list the model zoo: every model with its parameters and MACs")
@@ -103,6 +123,20 @@ def cmd_export(args) -> int:
     print(f"{args.output}: {len(model.graph.node)} nodes, opset "
           f"{model.opset_import[0].version}, {len(model.graph.initializer)} initializers")
     return 0
+
+
+def cmd_plan(args) -> int:
+    graph = load(args.model)
+    options = dict(dtype=args.dtype, optimizer=args.optimizer,
+                   mixed_precision=args.mixed_precision, checkpointing=args.checkpointing)
+    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    plan = plan_memory(graph, mode=args.mode, batch=args.batch, schedule_kind=args.schedule,
+                       input_shapes=shapes, **options)
+    fit = None
+    if args.budget is not None:
+        fit = max_batch_size(graph, parse_bytes(args.budget), mode=args.mode, **options)
+    sys.stdout.write(render_plan(plan, args.format, fit))
+    return 1 if fit is not None and not fit.fits else 0
 
 
 def cmd_examples(args) -> int:
