@@ -225,10 +225,10 @@ def test_zoo_arena_within_one_percent_of_the_bound(name):
     assert p.ratio <= 1.01, (p.strategy, p.greedy_arenas)
 
 
-def test_100k_tensors_are_placed_validly():
+def test_a_large_graph_like_instance_is_placed_validly():
     """A large graph-like instance (speed is measured in benchmarks/, not here)."""
     r = np.random.default_rng(0)
-    n = 100_000
+    n = 20_000
     starts = np.arange(n, dtype=np.int64)
     span = np.minimum(r.geometric(0.3, n), 50)
     long = r.random(n) < 0.01
