@@ -17,7 +17,10 @@ from .backends.reference import run_reference
 from .frontends import load
 from .frontends.builder import Network
 from .passes.analysis import Analysis, analyze
+from .passes.plan import MemoryPlan, plan_memory
+from .passes.training import max_batch_size, training_memory
 
 __version__ = "0.1.0"
 __all__ = ["load", "analyze", "Analysis", "Network", "export", "to_onnx", "run_reference",
-           "errors", "__version__"]
+           "plan_memory", "MemoryPlan", "training_memory", "max_batch_size", "errors",
+           "__version__"]
