@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--budget", metavar="BYTES",
                     help="e.g. 8GiB: the largest batch that fits; exit 1 if none does")
     pp.add_argument("--format", choices=("table", "json"), default="table")
+    pp.add_argument("--plot", metavar="FILE.png",
+                    help="write the memory timeline (chosen vs own order) to FILE.png and the "
+                         "arena picture to FILE.arena.png (needs cnngraph[plot])")
     pp.set_defaults(func=cmd_plan)
     ep = sub.add_parser("examples", help="list the built-in example models")
     ep.set_defaults(func=cmd_examples)
@@ -135,8 +138,26 @@ def cmd_plan(args) -> int:
     fit = None
     if args.budget is not None:
         fit = max_batch_size(graph, parse_bytes(args.budget), mode=args.mode, **options)
+    if args.plot:
+        _plot_plan(graph, plan, args, shapes, options)
     sys.stdout.write(render_plan(plan, args.format, fit))
     return 1 if fit is not None and not fit.fits else 0
+
+
+def _plot_plan(graph, plan, args, shapes, options) -> None:
+    """--plot FILE.png: the timeline to FILE.png, the arena to FILE.arena.png."""
+    from pathlib import Path
+
+    from .backends import plot
+
+    plot.require_matplotlib()
+    own = plan_memory(graph, mode=args.mode, batch=args.batch, schedule_kind="own",
+                      input_shapes=shapes, **options)
+    path = Path(args.plot)
+    model = graph.name or Path(args.model).stem
+    plot.plot_timeline(plan, own, path, model=model)
+    plot.plot_arena(plan, path.with_name(path.stem + ".arena" + (path.suffix or ".png")),
+                    model=model)
 
 
 def cmd_examples(args) -> int:
