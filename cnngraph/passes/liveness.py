@@ -16,6 +16,8 @@ from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from .._native import native
+
 __all__ = ["Liveness", "liveness", "liveness_py", "order_liveness"]
 
 
@@ -72,13 +74,7 @@ def liveness_py(sizes, producer_step, consumer_ptr, consumer_step, num_steps):
 
 
 def _native():
-    try:
-        from cnngraph._native import liveness as mod
-    except ImportError as exc:
-        raise ImportError(
-            "cnngraph's compiled extension is not built: run `pip install -e .` in the repo"
-        ) from exc
-    return mod
+    return native("liveness")
 
 
 def liveness(sizes, producer_step, consumer_ptr, consumer_step, num_steps):

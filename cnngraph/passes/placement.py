@@ -19,6 +19,8 @@ from typing import Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .._native import native
+
 __all__ = ["STRATEGIES", "Placement", "place", "greedy", "greedy_py", "lower_bound",
            "lower_bound_py", "check_placement", "intervals_from_order", "graph_intervals"]
 
@@ -45,13 +47,7 @@ class Placement:
 
 
 def _native():
-    try:
-        from cnngraph._native import placement as mod
-    except ImportError as exc:
-        raise ImportError(
-            "cnngraph's compiled extension is not built: run `pip install -e .` in the repo"
-        ) from exc
-    return mod
+    return native("placement")
 
 
 def _arrays(sizes, starts, ends):

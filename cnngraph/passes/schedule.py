@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .._native import native
 from .liveness import liveness
 
 __all__ = ["MemoryProblem", "Schedule", "memory_problem", "order_peak", "lower_bound",
@@ -405,13 +406,7 @@ def dfs_order(problem: MemoryProblem) -> list:
 
 
 def _native():
-    try:
-        from cnngraph._native import schedule as mod
-    except ImportError as exc:
-        raise ImportError(
-            "cnngraph's compiled extension is not built: run `pip install -e .` in the repo"
-        ) from exc
-    return mod
+    return native("schedule")
 
 
 def list_order(problem: MemoryProblem) -> list:
