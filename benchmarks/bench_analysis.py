@@ -332,7 +332,8 @@ PHASES = {
     ("onnx/__init__.py", "load_model"): "onnx.load (protobuf parse)",
     ("cnngraph/frontends/onnx.py", "from_model"): "from_model (ModelProto -> Graph)",
     ("onnx/helper.py", "get_attribute_value"): "- of which onnx.helper.get_attribute_value",
-    ("cnngraph/ir.py", "freeze"): "- of which Graph.freeze (producer and consumer indexes, order check)",
+    ("cnngraph/ir.py", "freeze"):
+        "- of which Graph.freeze (producer and consumer indexes, order check)",
     ("cnngraph/passes/shapes.py", "infer_shapes"): "infer_shapes",
     ("cnngraph/passes/cost.py", "count_costs"): "count_costs",
     ("cnngraph/passes/analysis.py", "inference_memory"): "inference_memory",

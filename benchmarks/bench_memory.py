@@ -162,7 +162,8 @@ def measure(graph, repeats: int, dags=None, groups=None) -> dict:
             "optimal_peak": opt.peak_bytes, "lower_bound": opt.lower_bound_bytes,
             "proven": opt.proven_optimal, "chosen": opt.chosen, "states": opt.states_explored,
             "optimal_seconds": statistics.median(times),
-            "opt_vs_nx_topo": opt.peak_bytes / topo_peak, "opt_vs_own": opt.peak_bytes / own.peak_bytes,
+            "opt_vs_nx_topo": opt.peak_bytes / topo_peak,
+            "opt_vs_own": opt.peak_bytes / own.peak_bytes,
             "arena": pl.arena_bytes, "arena_lower_bound": pl.lower_bound_bytes,
             "arena_ratio": pl.ratio, "arena_strategy": pl.strategy}
 
@@ -253,7 +254,7 @@ def bench_scale(sizes, repeats, console) -> list:
     for kind in ("chain", "branching"):
         for n in sizes:
             path = ba.synthetic_file(kind, n)
-            load_s, graph = timed(lambda: cnngraph.load(str(path)))
+            load_s, graph = timed(lambda path=path: cnngraph.load(str(path)))
             steps = {}
             for _ in range(repeats):
                 t0 = time.perf_counter()
@@ -269,7 +270,7 @@ def bench_scale(sizes, repeats, console) -> list:
                 for k, v in (("infer_shapes", t1 - t0), ("memory_problem", t2 - t1),
                              ("schedule_heuristic", t3 - t2), ("intervals_place", t4 - t3)):
                     steps.setdefault(k, []).append(v)
-            plan_times = [timed(lambda: plan_memory(graph, schedule_kind="heuristic"))[0]
+            plan_times = [timed(lambda g=graph: plan_memory(g, schedule_kind="heuristic"))[0]
                           for _ in range(repeats)]
             row = {"kind": kind, "nodes": len(graph.nodes), "problem_nodes": problem.n,
                    "load_seconds": load_s, "plan_seconds": statistics.median(plan_times),
@@ -393,7 +394,8 @@ def markdown(res) -> str:
         f"{s['max_stage_seconds']:.3f} s (target: all, each < 1 s: "
         f"{'met' if s['all_stages_proven_under_1s'] else 'MISSED'});",
         f"- worst arena / lower bound: {s['max_arena_ratio']:.4f} (target <= "
-        f"{RANDWIRE_ARENA_TARGET}: {'met' if s['max_arena_ratio'] <= RANDWIRE_ARENA_TARGET else 'MISSED'}).",
+        f"{RANDWIRE_ARENA_TARGET}: "
+        f"{'met' if s['max_arena_ratio'] <= RANDWIRE_ARENA_TARGET else 'MISSED'}).",
         "",
         table_md(RW_HEAD, rw_rows(rw)),
         "",
