@@ -1,7 +1,7 @@
 # make demo | test | bench | clean. Everything runs in .venv, created on first use.
 PYTHON ?= python3
 VENV ?= .venv
-DEMO_MODEL ?= light-resnet50
+DEMO_MODEL ?= resnet50
 
 .PHONY: demo test bench clean
 
@@ -11,7 +11,7 @@ $(VENV)/bin/python:
 
 demo: $(VENV)/bin/python
 	$(VENV)/bin/pip install .
-	$(VENV)/bin/cnngraph report $(DEMO_MODEL)
+	$(VENV)/bin/cnngraph report $(DEMO_MODEL) --depth 2
 
 test: $(VENV)/bin/python
 	$(VENV)/bin/pip install -e '.[test,render,plot]'
