@@ -41,9 +41,6 @@ def _nx():
 # names do not carry (flat names from torch's dynamo exporter), so an import gets it back.
 BLOCK_KEY = "cnngraph.block"
 
-Dim = "int | str | None"  # a declared dimension: a number, a symbolic name, or unknown
-
-
 @contextlib.contextmanager
 def gc_paused():
     """Building or walking a large graph allocates millions of small objects and no cycles;
@@ -262,7 +259,3 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.nodes)} nodes, {len(self.constants)} constants)"
-
-
-def as_tuple(values: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(v) for v in values)

@@ -4,6 +4,6 @@ Importing this package registers every op. ``lookup(node)`` finds the class for 
 """
 
 from . import activation, conv, elementwise, linear, norm, pool, reduce, shape  # noqa: F401
-from .base import REGISTRY, Call, OpDef, TensorType, known, lookup, register
+from .base import REGISTRY, Call, OpDef, TensorType, lookup, register
 
-__all__ = ["REGISTRY", "Call", "OpDef", "TensorType", "known", "lookup", "register"]
+__all__ = ["REGISTRY", "Call", "OpDef", "TensorType", "lookup", "register"]

@@ -228,10 +228,6 @@ def check_opset(node: Node, opset: int) -> None:
             node, f"op type '{node.op_type}' does not exist in opset {opset}")
 
 
-def known(op_type: str) -> bool:
-    return op_type in REGISTRY
-
-
 def broadcast(call: Call, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
     """Numpy (multidirectional) broadcasting, or an error naming the shapes."""
     rank = max((len(s) for s in shapes), default=0)
