@@ -59,6 +59,13 @@ class MemoryPlan:
             return self.training.total_bytes
         return self.param_bytes + self.schedule.peak_bytes
 
+    def locations(self) -> dict:
+        """Where every activation tensor lives: name -> (byte offset in the arena, bytes).
+        Tensors that share storage (views, in-place outputs, Concat slices) share offsets."""
+        names = self.problem.tensor_names
+        return {n: (int(o), int(b)) for n, o, b in
+                zip(names, self.placement.offsets, self.problem.sizes)}
+
     def to_dict(self) -> dict:
         """The plan as plain data: ``--format json`` (schema cnngraph.plan/1)."""
         s, p = self.schedule, self.problem
