@@ -70,7 +70,9 @@ def to_dict(a: Analysis) -> dict:
             "inference_peak_activation_bytes": a.memory.peak_activation_bytes,
             "inference_peak_bytes": a.memory.peak_bytes,
             "schedule": a.memory.schedule,
-            "peak_step": _peak_node(a),
+            "proven_optimal": a.memory.proven_optimal,
+            "inplace": a.memory.inplace,
+            "peak_step": a.memory.peak_node,
         },
         "uncounted": list(a.uncounted),
         "folded_nodes": len(a.shapes.folded),
@@ -79,11 +81,6 @@ def to_dict(a: Analysis) -> dict:
 
 def _io(name, t) -> dict:
     return {"name": name, "shape": list(t.shape) if t else None, "dtype": t.dtype if t else None}
-
-
-def _peak_node(a: Analysis) -> Optional[str]:
-    live = a.memory.liveness
-    return live.order[live.peak_step] if live.peak_step >= 0 else None
 
 
 # -- rows: layers, or blocks cut at a depth ------------------------------------------------------
@@ -157,8 +154,9 @@ def summary_lines(a: Analysis) -> list[tuple[str, str]]:
         ("sum of activations", human_bytes(t.activation_bytes)),
         ("inference peak", f"{human_bytes(m.peak_bytes)} = parameters "
                            f"{human_bytes(m.param_bytes)} + activations "
-                           f"{human_bytes(m.peak_activation_bytes)} at '{_peak_node(a)}' "
-                           f"({m.schedule} order)"),
+                           f"{human_bytes(m.peak_activation_bytes)} at '{m.peak_node}' "
+                           f"({m.schedule} order{', proven' if m.proven_optimal else ''}, "
+                           f"in-place {'on' if m.inplace else 'off'})"),
     ]
     if a.shapes.folded:
         lines.append(("folded", f"{len(a.shapes.folded)} constant nodes computed at load time"))

@@ -178,6 +178,8 @@ class _Softmax(Unary):
     (prod(shape[:axis]), prod(shape[axis:])) and normalized along the second axis, with axis
     1 by default; from 13 along ``axis`` alone, -1 by default."""
 
+    in_place = ()  # each output reads its whole row: not an element-wise op
+
     attrs = {"axis": -1}
     flops = 5
     normalize: ClassVar[Callable[[np.ndarray, int], np.ndarray]]  # (x, axis) -> Y

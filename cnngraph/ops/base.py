@@ -165,6 +165,9 @@ class OpDef:
     # Output holds exactly input 0's elements, reordered or converted (Transpose, Cast): a
     # weight seen through it, like one seen through a view, is the same parameter.
     reorders_only: ClassVar[bool] = False
+    # Inputs the output may be written over (element-wise ops): the planner reuses such an
+    # input's bytes when the sizes match and the input dies at this node.
+    in_place: ClassVar[tuple[int, ...]] = ()
 
     def infer(self, call: Call) -> list[TensorType]:
         raise NotImplementedError

@@ -41,6 +41,7 @@ class Broadcasting(OpDef):
 
     fn: ClassVar[Callable]  # the binary numpy function, folded left over the inputs
     variadic: ClassVar[bool] = False  # Sum/Max/Min/Mean take 1..n inputs, the rest exactly 2
+    in_place = (0, 1)  # element by element: Y may be written over either input of its size
 
     def infer(self, call: Call) -> list[TensorType]:
         n = len(call.inputs)
@@ -152,6 +153,7 @@ class Unary(OpDef):
 
     fn: ClassVar[Callable]  # the numpy function; ops with attributes override compute instead
     flops: ClassVar[int] = 1
+    in_place = (0,)
 
     def infer(self, call: Call) -> list[TensorType]:
         x = call.input(0)

@@ -74,6 +74,7 @@ class BatchNormalization(OpDef):
     weight_inputs = (1, 2, 3, 4)
     attrs = {"epsilon": 1e-5, "momentum": 0.9, "spatial": 1, "training_mode": 0}
     non_trainable_inputs = (3, 4)
+    in_place = (0,)  # per element at inference: Y may overwrite X
 
     def _param_shape(self, call: Call) -> tuple:
         x = call.shape(0)

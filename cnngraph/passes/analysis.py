@@ -8,24 +8,32 @@ from typing import Mapping, Optional
 from .. import dtypes
 from ..ir import Graph, gc_paused
 from ..ops import TensorType
-from .cost import Costs, count_costs, tensor_bytes
-from .liveness import Liveness, order_liveness
+from .cost import Costs, count_costs
 from .shapes import Shapes, infer_shapes
 
 
 @dataclass
 class Memory:
-    """Inference memory for one execution order. Bytes are ints."""
+    """Inference memory for the chosen execution order. Bytes are ints."""
 
     param_bytes: int
     peak_activation_bytes: int
-    schedule: str  # which order the peak is for
-    liveness: Liveness
+    schedule: str  # how the order was chosen: optimal, heuristic (list), own...
+    proven_optimal: bool
+    inplace: bool  # in-place reuse and Concat elimination on
+    order: tuple  # running node names
+    live_bytes: tuple  # per step of the order
 
     @property
     def peak_bytes(self) -> int:
         """Parameters are resident for the whole run; activations peak at one step."""
         return self.param_bytes + self.peak_activation_bytes
+
+    @property
+    def peak_node(self) -> Optional[str]:
+        if not self.live_bytes:
+            return None
+        return self.order[max(range(len(self.live_bytes)), key=self.live_bytes.__getitem__)]
 
 
 @dataclass
@@ -76,12 +84,14 @@ class Analysis:
 
 def analyze(graph: Graph, batch: Optional[int] = None, dtype: str = "float32",
             input_shapes: Optional[Mapping[str, tuple]] = None,
-            allow_unknown: bool = False) -> Analysis:
+            allow_unknown: bool = False, schedule: str = "optimal",
+            inplace: bool = True) -> Analysis:
     """Shapes, parameters, MACs, FLOPs and inference memory of a graph.
 
     ``batch`` sets the leading dim of the inputs (default: the model's, or 1 where symbolic);
     ``dtype`` is what float tensors are counted in; ``allow_unknown`` lists nodes of unknown
-    ops as uncounted instead of failing.
+    ops as uncounted instead of failing; ``schedule`` and ``inplace`` choose the execution
+    order and the storage sharing the memory peak is for (cnngraph.passes.schedule).
 
     >>> import cnngraph
     >>> a = cnngraph.analyze(cnngraph.load("lenet5-onnx"))  # doctest: +SKIP
@@ -91,29 +101,31 @@ def analyze(graph: Graph, batch: Optional[int] = None, dtype: str = "float32",
         shapes = infer_shapes(graph, batch=batch, input_shapes=input_shapes,
                               allow_unknown=allow_unknown)
         costs = count_costs(graph, shapes, dtype)
-        memory = inference_memory(graph, shapes, costs, dtype)
+        memory = inference_memory(graph, shapes, costs, dtype, schedule, inplace)
     return Analysis(graph, shapes, costs, memory, dtype, shapes.batch)
 
 
+# Above this many running nodes the report's order is the best heuristic one, not the
+# proven optimum: the exact search is for `cnngraph plan`, the report stays fast.
+OPTIMAL_LIMIT = 5_000
+
+
 def inference_memory(graph: Graph, shapes: Shapes, costs: Costs, dtype: str,
-                     order: Optional[list[str]] = None, schedule: str = "own") -> Memory:
-    """Peak live activation bytes for an execution order (default: the model's own).
+                     schedule: str = "optimal", inplace: bool = True) -> Memory:
+    """Peak live activation bytes for the ``schedule`` order of the running nodes.
 
     The tensors that exist at run time are the graph inputs and the outputs of running
-    nodes; weights and folded constants belong to parameter memory.
+    nodes, sharing storage as cnngraph.passes.aliasing says; weights and folded constants
+    belong to parameter memory.
     """
-    if order is None:
-        order = [n for n in graph.order() if shapes.is_compute(n)]
-    sizes = {t: tensor_bytes(shapes, t, dtype) for t in graph.input_names}
-    sizes.update(costs.output_bytes)
-    nodes = graph.nodes
-    live = order_liveness(
-        order,
-        {n: nodes[n].inputs for n in order},  # constants among them are not in sizes
-        {n: nodes[n].outputs for n in order},
-        sizes,
-        graph.input_names,
-        [t for t in graph.outputs if t in sizes],
-    )
+    from .schedule import memory_problem
+    from .schedule import schedule as choose
+
+    problem = memory_problem(graph, shapes, dtype, inplace=inplace)
+    if schedule == "optimal" and problem.n > OPTIMAL_LIMIT:
+        schedule = "heuristic"
+    s = choose(problem, schedule)
+    kind = f"{s.kind} ({s.chosen})" if s.kind == "heuristic" else s.kind
     param_bytes = costs.totals.params * dtypes.itemsize(dtype)
-    return Memory(param_bytes, int(live.peak_bytes), schedule, live)
+    return Memory(param_bytes, int(s.peak_bytes), kind, s.proven_optimal, inplace, s.names,
+                  s.live_bytes)

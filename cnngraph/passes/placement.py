@@ -8,21 +8,21 @@ best-fit rule, see csrc/placement.pyx) and then improves it by a seeded local se
 a time cap.
 
 `place` and `greedy` run the compiled core (csrc/placement.pyx); `greedy_py` and
-`lower_bound_py` are its plain-Python twins and test oracles; `intervals_from_order`
-and `graph_intervals` build the intervals from an execution order.
+`lower_bound_py` are its plain-Python twins and test oracles. The intervals come from an
+execution order (cnngraph.passes.plan.intervals).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from .._native import native
 
-__all__ = ["STRATEGIES", "Placement", "place", "greedy", "greedy_py", "lower_bound",
-           "lower_bound_py", "check_placement", "intervals_from_order", "graph_intervals"]
+__all__ = ["STRATEGIES", "Placement", "place", "place_groups", "greedy", "greedy_py", "lower_bound",
+           "lower_bound_py", "check_placement"]
 
 ORDERS = ("size", "breadth", "length", "start")
 RULES = ("first", "best")
@@ -96,6 +96,59 @@ def place(sizes, starts, ends, alignment: int = 64, time_budget: float = 0.05,
     name = STRATEGIES[s] + ("+search" if n and arena < arenas[s] else "")
     return Placement(tuple(int(v) for v in offsets), int(arena), int(lb), name,
                      greedy_arenas, int(iters))
+
+
+def place_groups(sizes, starts, ends, groups, alignment: int = 64) -> Placement:
+    """`place` when some tensors must lie together: each group (tensor, byte offset) is the
+    slices of one eliminated Concat, placed as one unit at an aligned base with every slice
+    at base + its offset and alive only over its own steps, so the group's bytes rise as its
+    slices are produced. Other tensors are units of one. Best of four first-fit orders.
+
+    >>> p = place_groups([64, 64, 128], [0, 1, 0], [2, 2, 0], [[(0, 0), (1, 64)]])
+    >>> p.offsets, p.arena_bytes, p.lower_bound_bytes
+    ((0, 64, 64), 192, 192)
+    """
+    n = len(sizes)
+    aligned = _aligned(sizes, alignment)
+    in_group = {t for g in groups for t, _ in g}
+    units = [list(g) for g in groups] + [[(t, 0)] for t in range(n) if t not in in_group]
+    occupied = [int(sizes[t]) if t in in_group else aligned[t] for t in range(n)]
+    span = [max(off + occupied[t] for t, off in u) for u in units]
+    first = [min(starts[t] for t, _ in u) for u in units]
+    last = [max(ends[t] for t, _ in u) for u in units]
+    keys = {"size": lambda u: (-span[u], u), "start": lambda u: (first[u], -span[u], u),
+            "length": lambda u: (-(last[u] - first[u]), -span[u], u),
+            "area": lambda u: (-span[u] * (last[u] - first[u] + 1), u)}
+    best = None
+    for name, key in keys.items():
+        offsets = [0] * n
+        placed: list = []  # (start, end, lo, hi) of placed tensors
+        for u in sorted(range(len(units)), key=key):
+            forbidden = []  # open intervals of bases where a member would overlap
+            for t, off in units[u]:
+                for a, b, lo, hi in placed:
+                    if a <= ends[t] and starts[t] <= b and occupied[t] and hi > lo:
+                        forbidden.append((lo - off - occupied[t], hi - off))
+            base = 0
+            for a, b in sorted(forbidden):
+                if base <= a:
+                    break
+                if base < b:
+                    base = -(-b // alignment) * alignment
+            for t, off in units[u]:
+                offsets[t] = base + off
+                placed.append((starts[t], ends[t], base + off, base + off + occupied[t]))
+        arena = max((o + z for o, z in zip(offsets, occupied)), default=0)
+        if best is None or arena < best[1]:
+            best = (offsets, arena, name)
+    live = np.zeros(max((int(e) for e in ends), default=-1) + 2, dtype=np.int64)
+    for t in range(n):
+        live[starts[t]] += occupied[t]
+        live[ends[t] + 1] -= occupied[t]
+    lb = int(np.cumsum(live).max()) if n else 0
+    offsets, arena, name = best
+    return Placement(tuple(offsets), arena, lb, f"groups/{name}/first-fit",
+                     {f"groups/{name}": arena}, 0)
 
 
 def greedy(sizes, starts, ends, alignment: int = 64, strategy="size/first-fit"):
@@ -176,13 +229,23 @@ def greedy_py(sizes, starts, ends, alignment: int = 64, strategy="size/first-fit
     return offsets, max((o + z for o, z in zip(offsets, size)), default=0)
 
 
-def check_placement(sizes, starts, ends, offsets, alignment: int = 64) -> int:
+def check_placement(sizes, starts, ends, offsets, alignment: int = 64, groups=()) -> int:
     """Raise AssertionError if two tensors alive at once overlap or an offset is
-    misaligned; return the arena bytes (max offset + aligned size)."""
+    misaligned; return the arena bytes (max offset + aligned size). Tensors of a group
+    (`place_groups`) occupy their exact bytes at their group's aligned base + offset."""
     size = _aligned(sizes, alignment)
     n = len(size)
+    grouped = set()
+    for g in groups:
+        bases = {offsets[t] - off for t, off in g}
+        assert len(bases) == 1, f"group {g}: members are not at one base ({bases})"
+        assert bases.pop() % alignment == 0, f"group {g}: misaligned base"
+        for t, _ in g:
+            grouped.add(t)
+            size[t] = int(sizes[t])
     for t in range(n):
-        assert offsets[t] >= 0 and offsets[t] % alignment == 0, f"tensor {t}: offset {offsets[t]}"
+        assert offsets[t] >= 0 and (t in grouped or offsets[t] % alignment == 0), \
+            f"tensor {t}: offset {offsets[t]}"
     by_start = sorted(range(n), key=lambda t: starts[t])
     for i, t in enumerate(by_start):  # sweep: only tensors starting by t's end can meet it
         for u in by_start[i + 1:]:
@@ -192,60 +255,3 @@ def check_placement(sizes, starts, ends, offsets, alignment: int = 64) -> int:
                     and offsets[u] < offsets[t] + size[t]:
                 raise AssertionError(f"tensors {t} and {u} are alive together and overlap")
     return max((o + z for o, z in zip(offsets, size)), default=0)
-
-
-# ------------------------------------------------------------------ intervals
-
-def intervals_from_order(
-    order: Sequence[Hashable],
-    node_inputs: Mapping[Hashable, Sequence[str]],
-    node_outputs: Mapping[Hashable, Sequence[str]],
-    tensor_bytes: Mapping[str, int],
-    graph_inputs: Sequence[str],
-    graph_outputs: Sequence[str],
-):
-    """(names, sizes, starts, ends) for running the nodes in `order`, with the rules of
-    cnngraph.passes.liveness.order_liveness: a graph input is live from step 0, a tensor
-    from its producer's step to its last reader's, graph outputs to the last step; only
-    tensors in `tensor_bytes` count.
-
-    >>> intervals_from_order(["A", "B", "C"], {"A": ["x"], "B": ["a"], "C": ["b"]},
-    ...                      {"A": ["a"], "B": ["b"], "C": ["c"]},
-    ...                      {"x": 100, "a": 200, "b": 50, "c": 300}, ["x"], ["c"])
-    (['x', 'a', 'b', 'c'], [100, 200, 50, 300], [0, 0, 1, 2], [0, 1, 2, 2])
-    """
-    order = tuple(order)
-    start: dict[str, int] = {}
-    for name in graph_inputs:
-        if name in tensor_bytes:
-            start[name] = 0
-    for step, node in enumerate(order):
-        for name in node_outputs[node]:
-            if name in tensor_bytes and name not in start:
-                start[name] = step
-    end = dict(start)
-    for step, node in enumerate(order):
-        for name in node_inputs[node]:
-            if name in end:
-                end[name] = max(end[name], step)
-    for name in graph_outputs:
-        if name in end:
-            end[name] = max(len(order) - 1, 0)
-    names = list(start)
-    return (names, [int(tensor_bytes[n]) for n in names], [start[n] for n in names],
-            [end[n] for n in names])
-
-
-def graph_intervals(graph, dtype: str = "float32", batch: Optional[int] = None):
-    """Intervals of a graph's activations (and inputs) in its own node order."""
-    from .analysis import analyze
-    from .cost import tensor_bytes
-
-    a = analyze(graph, batch=batch, dtype=dtype)
-    order = a.memory.liveness.order
-    sizes = {t: tensor_bytes(a.shapes, t, dtype) for t in graph.input_names}
-    sizes.update(a.costs.output_bytes)
-    nodes = graph.nodes
-    return intervals_from_order(order, {n: nodes[n].inputs for n in order},
-                                {n: nodes[n].outputs for n in order}, sizes,
-                                graph.input_names, [t for t in graph.outputs if t in sizes])

@@ -16,7 +16,7 @@ from .. import dtypes
 from ..errors import CnnGraphError
 from ..ir import Graph
 from .cost import count_costs
-from .placement import Placement, place
+from .placement import Placement, place, place_groups
 from .schedule import KINDS, MemoryProblem, Schedule, memory_problem, schedule
 from .shapes import infer_shapes
 from .training import TrainingMemory, training_memory
@@ -62,9 +62,8 @@ class MemoryPlan:
     def locations(self) -> dict:
         """Where every activation tensor lives: name -> (byte offset in the arena, bytes).
         Tensors that share storage (views, in-place outputs, Concat slices) share offsets."""
-        names = self.problem.tensor_names
-        return {n: (int(o), int(b)) for n, o, b in
-                zip(names, self.placement.offsets, self.problem.sizes)}
+        p, offsets = self.problem, self.placement.offsets
+        return {t: (int(offsets[k]), int(b)) for t, k, b in p.homes}
 
     def to_dict(self) -> dict:
         """The plan as plain data: ``--format json`` (schema cnngraph.plan/1)."""
@@ -92,10 +91,11 @@ def plan_memory(graph: Graph, mode: str = "inference", batch: Optional[int] = No
                 dtype: str = "float32", optimizer: str = "sgd", schedule_kind: str = "optimal",
                 input_shapes: Optional[Mapping[str, tuple]] = None,
                 mixed_precision: bool = False, checkpointing: bool = False,
-                alignment: int = 64) -> MemoryPlan:
+                alignment: int = 64, inplace: bool = True) -> MemoryPlan:
     """Order the running nodes (``schedule_kind``: own, list, dfs, heuristic or optimal),
     place every activation in one arena, and for ``mode='training'`` add the training
-    breakdown (``optimizer``: sgd, momentum, adam, adamw)."""
+    breakdown (``optimizer``: sgd, momentum, adam, adamw). ``inplace=False`` turns off
+    in-place reuse and Concat elimination (views still alias their input)."""
     if mode not in MODES:
         raise CnnGraphError(f"mode '{mode}' is not one of {', '.join(MODES)}")
     if schedule_kind not in KINDS:
@@ -103,10 +103,13 @@ def plan_memory(graph: Graph, mode: str = "inference", batch: Optional[int] = No
     dtypes.check_counting_dtype(dtype)
     shapes = infer_shapes(graph, batch=batch, input_shapes=input_shapes)
     params = count_costs(graph, shapes, dtype).totals.params
-    problem = memory_problem(graph, shapes, dtype)
+    problem = memory_problem(graph, shapes, dtype, inplace=inplace)
     order = schedule(problem, schedule_kind)
     starts, ends = intervals(problem, order.order)
-    placement = place(problem.sizes, starts, ends, alignment=alignment)
+    if problem.groups:
+        placement = place_groups(problem.sizes, starts, ends, problem.groups, alignment)
+    else:
+        placement = place(problem.sizes, starts, ends, alignment=alignment)
     training = None
     if mode == "training":
         training = training_memory(graph, batch=shapes.batch, dtype=dtype, optimizer=optimizer,

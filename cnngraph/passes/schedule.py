@@ -56,9 +56,17 @@ class MemoryProblem:
     consumers: tuple  # per tensor: tuple of distinct consumer node indices
     pinned: tuple  # per tensor: bool, live to the end (graph output)
     tensor_names: tuple = ()
+    # Concat elimination: tensors placed together, each at its byte offset in the group
+    groups: tuple = ()  # of tuples of (tensor, offset)
+    # every activation tensor: (name, the problem tensor at its offset, its bytes)
+    homes: tuple = ()
+    # False: built from a graph in topological order (memory_problem): skip the checks
+    check: bool = field(default=True, compare=False, repr=False)
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
+        if not self.check:
+            return
         n, T = len(self.node_names), len(self.sizes)
         if not (len(self.preds) == n and len(self.producer) == T == len(self.consumers)
                 == len(self.pinned)):
@@ -173,46 +181,47 @@ class Schedule:
 
 
 def memory_problem(graph, shapes, dtype: str = "float32",
-                   order: Optional[Sequence[str]] = None) -> MemoryProblem:
+                   order: Optional[Sequence[str]] = None,
+                   inplace: bool = True) -> MemoryProblem:
     """The scheduling problem of a graph's running nodes (``shapes.is_compute``).
 
-    Tensors are the activations only: graph inputs and the running nodes' outputs, with
-    bytes from cost.tensor_bytes. Constants are parameters and left out. ``order`` (node
-    names) sets the numbering 0..n-1; the default is the model's own order.
+    Tensors are the activations' storages (cnngraph.passes.aliasing): graph inputs and the
+    running nodes' outputs, views folded into their source, and with ``inplace`` in-place
+    outputs into the input they overwrite and Concat inputs into slices of its output.
+    Bytes come from cost.tensor_bytes; constants are parameters and left out. ``order``
+    (node names) sets the numbering 0..n-1; the default is the model's own order.
     """
-    from .cost import tensor_bytes
+    from .aliasing import alias
 
     if order is None:
         order = [n for n in graph.order() if shapes.is_compute(n)]
     order = list(order)
-    nodes = graph.nodes
-    tensors: dict[str, list] = {}  # name -> [size, producer, consumers]
-    for name in graph.input_names:
-        if name in shapes.types and name not in tensors:
-            tensors[name] = [tensor_bytes(shapes, name, dtype), -1, []]
-    for i, name in enumerate(order):
-        for o in nodes[name].outputs:
-            if o and o in shapes.types:
-                tensors[o] = [tensor_bytes(shapes, o, dtype), i, []]
-    preds = [set() for _ in order]
-    for i, name in enumerate(order):
-        for t in nodes[name].inputs:
-            if t in tensors:
-                rec = tensors[t]
-                if i not in rec[2]:
-                    rec[2].append(i)
-                if rec[1] >= 0:
-                    preds[i].add(rec[1])
-    outputs = set(graph.outputs)
-    names = list(tensors)
+    al = alias(graph, shapes, order, dtype, inplace=inplace)
+    names, sizes, producer, consumers, pinned = [], [], [], [], []
+    readers = al.readers
+    for s, (_tensors, keep, pin) in al.leaves.items():
+        p = al.producer[s]
+        if len(keep) == 1:
+            cs = readers[s]
+        else:
+            cs = sorted({c for t in keep for c in readers[t]} - {p})
+        names.append(s)
+        sizes.append(al.nbytes[s])
+        producer.append(p)
+        consumers.append(tuple(cs))
+        pinned.append(pin)
+    index = {s: k for k, s in enumerate(names)}
     return MemoryProblem(
         node_names=tuple(order),
-        preds=tuple(tuple(sorted(p)) for p in preds),
-        sizes=tuple(int(tensors[t][0]) for t in names),
-        producer=tuple(tensors[t][1] for t in names),
-        consumers=tuple(tuple(tensors[t][2]) for t in names),
-        pinned=tuple(t in outputs for t in names),
+        preds=tuple(map(tuple, al.preds)),
+        sizes=tuple(sizes),
+        producer=tuple(producer),
+        consumers=tuple(consumers),
+        pinned=tuple(pinned),
         tensor_names=tuple(names),
+        groups=tuple(tuple((index[s], off) for s, off in g) for g in al.groups),
+        homes=tuple((t, index[s], al.nbytes[t]) for t, s in al.leaf.items()),
+        check=False,
     )
 
 

@@ -280,13 +280,14 @@ class BatchFit:
 
 def max_batch_size(graph: Graph, budget_bytes: Union[int, str], mode: str = "training",
                    dtype: str = "float32", optimizer: str = "sgd",
-                   mixed_precision: bool = False, checkpointing: bool = False) -> BatchFit:
+                   mixed_precision: bool = False, checkpointing: bool = False,
+                   inplace: bool = True) -> BatchFit:
     """The largest batch whose total memory fits ``budget_bytes`` (an int or '8GiB').
 
-    training: ``training_memory(...).total_bytes``; inference: ``analyze(graph, batch=b,
-    dtype=dtype).memory.peak_bytes`` (parameters + peak live activations of the model's own
-    order). Both grow with the batch; the answer is exact: total(batch) <= budget <
-    total(batch + 1).
+    training: ``training_memory(...).total_bytes``; inference: parameters + the arena of
+    ``plan_memory(graph, batch=b, dtype=dtype, inplace=inplace)`` (what an engine running
+    the plan allocates). Both grow with the batch; the answer is exact: total(batch) <=
+    budget < total(batch + 1).
     """
     budget = parse_bytes(budget_bytes)
     if mode == "training":
@@ -296,11 +297,12 @@ def max_batch_size(graph: Graph, budget_bytes: Union[int, str], mode: str = "tra
             return training_memory(graph, b, dtype, optimizer, mixed_precision,
                                    checkpointing).total_bytes
     elif mode == "inference":
-        from .analysis import analyze
+        from .plan import plan_memory
         dtypes.check_counting_dtype(dtype)
 
         def total(b: int) -> int:
-            return analyze(graph, batch=b, dtype=dtype).memory.peak_bytes
+            p = plan_memory(graph, batch=b, dtype=dtype, inplace=inplace)
+            return p.param_bytes + p.arena_bytes
     else:
         raise CnnGraphError(f"mode '{mode}' is not one of training, inference")
     batch, at, batch1, capped = _largest_fitting(total, budget)

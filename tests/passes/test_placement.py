@@ -16,14 +16,15 @@ from hypothesis import strategies as st
 from cnngraph.passes.placement import (
     STRATEGIES,
     check_placement,
-    graph_intervals,
     greedy,
     greedy_py,
-    intervals_from_order,
     lower_bound,
     lower_bound_py,
     place,
 )
+from cnngraph.passes.plan import intervals
+from cnngraph.passes.schedule import MemoryProblem, memory_problem
+from cnngraph.passes.shapes import infer_shapes
 
 HAVE_NATIVE = importlib.util.find_spec("cnngraph._native.placement") is not None
 pytestmark = [
@@ -200,12 +201,11 @@ def test_native_wrapper_checks_arrays_and_strategy():
 # ---------------------------------------------------------------- intervals and the zoo
 
 def test_intervals_follow_the_liveness_rules():
-    # x -> A -> a; a -> B -> b; (a, b) -> C -> c; c is the output, w a weight (not counted)
-    names, sizes, starts, ends = intervals_from_order(
-        ["A", "B", "C"], {"A": ["x", "w"], "B": ["a"], "C": ["a", "b"]},
-        {"A": ["a"], "B": ["b"], "C": ["c"]}, {"x": 1, "a": 2, "b": 3, "c": 4}, ["x"], ["c"])
-    assert (names, sizes, starts, ends) == (
-        ["x", "a", "b", "c"], [1, 2, 3, 4], [0, 0, 1, 2], [0, 2, 2, 2])
+    # x -> A -> a; a -> B -> b; (a, b) -> C -> c; c is the output
+    problem = MemoryProblem(node_names=("A", "B", "C"), preds=((), (), ()),
+                            sizes=(1, 2, 3, 4), producer=(-1, 0, 1, 2),
+                            consumers=((0,), (1, 2), (2,), ()), pinned=(0, 0, 0, 1))
+    assert intervals(problem, (0, 1, 2)) == ((0, 0, 1, 2), (0, 2, 2, 2))
 
 
 ZOO = ["resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v2", "squeezenet1_0",
@@ -216,9 +216,11 @@ ZOO = ["resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v2", "sque
 def test_zoo_arena_within_one_percent_of_the_bound(name):
     import cnngraph
     g = cnngraph.load(name)
-    _, sizes, starts, ends = graph_intervals(g)
-    # the bound with no alignment is the analysis' peak activation memory
-    peak = cnngraph.analyze(g).memory.peak_activation_bytes
+    problem = memory_problem(g, infer_shapes(g), inplace=False)
+    sizes = problem.sizes
+    starts, ends = intervals(problem, range(problem.n))
+    # the bound with no alignment is the analysis' peak activation memory, own order
+    peak = cnngraph.analyze(g, schedule="own", inplace=False).memory.peak_activation_bytes
     assert lower_bound(sizes, starts, ends, alignment=1) == peak
     p = place(sizes, starts, ends, time_budget=0, max_iterations=5000, seed=0)
     assert check_placement(sizes, starts, ends, p.offsets) == p.arena_bytes

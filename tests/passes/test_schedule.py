@@ -250,10 +250,10 @@ def test_zoo_model(model):
     g = cnngraph.load(model)
     shapes = infer_shapes(g)
     p = memory_problem(g, shapes)
-    mem = inference_memory(g, shapes, count_costs(g, shapes), "float32")
+    mem = inference_memory(g, shapes, count_costs(g, shapes), "float32", schedule="own")
     own = schedule(p, "own", native=HAVE_NATIVE)
     assert own.peak_bytes == mem.peak_activation_bytes
-    assert own.live_bytes == mem.liveness.live_bytes
+    assert own.live_bytes == mem.live_bytes
     opt = schedule(p, "optimal", native=HAVE_NATIVE)
     assert opt.proven_optimal and opt.lower_bound_bytes <= opt.peak_bytes <= own.peak_bytes
     assert set(opt.names) == set(p.node_names)
