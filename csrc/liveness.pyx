@@ -6,27 +6,9 @@ Pure-Python twin and test oracle: cnngraph.passes.liveness.liveness_py.
 from libc.stdint cimport int64_t
 
 from liveness_core cimport liveness_core
+from native_util cimport check_i64, cptr
 
 import numpy as np
-
-
-cdef object _i64(str name, object a, bint writable=False):
-    # Clear messages here beat Cython's generic "Buffer dtype mismatch".
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy int64 array, got {type(a).__name__}")
-    if a.dtype != np.int64 or a.ndim != 1 or not a.flags.c_contiguous:
-        raise TypeError(
-            f"{name} must be a 1-D C-contiguous int64 array, got "
-            f"dtype={a.dtype} ndim={a.ndim} contiguous={a.flags.c_contiguous}"
-        )
-    if writable and not a.flags.writeable:
-        raise ValueError(f"{name} must be writable")
-    return a
-
-
-cdef inline const int64_t* _cptr(const int64_t[::1] a) noexcept nogil:
-    # &a[0] on an empty view is out of range (and trips boundscheck in debug builds).
-    return &a[0] if a.shape[0] else NULL
 
 
 def liveness(sizes, producer_step, consumer_ptr, consumer_step, Py_ssize_t num_steps,
@@ -47,11 +29,11 @@ def liveness(sizes, producer_step, consumer_ptr, consumer_step, Py_ssize_t num_s
     >>> liveness(i64(4, 8), i64(-1, 0), i64(0, 1, 2), i64(0, 1), 2, out), out.tolist()
     ((12, 0), [12, 8])
     """
-    cdef const int64_t[::1] sz = _i64("sizes", sizes)
-    cdef const int64_t[::1] prod = _i64("producer_step", producer_step)
-    cdef const int64_t[::1] ptr = _i64("consumer_ptr", consumer_ptr)
-    cdef const int64_t[::1] cons = _i64("consumer_step", consumer_step)
-    cdef int64_t[::1] out = _i64("live_out", live_out, writable=True)
+    cdef const int64_t[::1] sz = check_i64("sizes", sizes)
+    cdef const int64_t[::1] prod = check_i64("producer_step", producer_step)
+    cdef const int64_t[::1] ptr = check_i64("consumer_ptr", consumer_ptr)
+    cdef const int64_t[::1] cons = check_i64("consumer_step", consumer_step)
+    cdef int64_t[::1] out = check_i64("live_out", live_out, writable=True)
     cdef Py_ssize_t T = sz.shape[0], t, e, peak_step
     cdef int64_t first, peak
 
@@ -88,6 +70,6 @@ def liveness(sizes, producer_step, consumer_ptr, consumer_step, Py_ssize_t num_s
                     f"tensor {t}: read at step {cons[e]}, before it is produced at step {prod[t]}")
 
     with nogil:
-        peak = liveness_core(_cptr(sz), _cptr(prod), _cptr(ptr), _cptr(cons), T, num_steps,
-                             <int64_t*>_cptr(out), &peak_step)
+        peak = liveness_core(cptr(sz), cptr(prod), cptr(ptr), cptr(cons), T, num_steps,
+                             <int64_t*>cptr(out), &peak_step)
     return int(peak), int(peak_step)

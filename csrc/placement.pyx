@@ -18,7 +18,8 @@ nothing and sits at offset 0.
 """
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport qsort
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from native_util cimport check_i64, now
 
 import numpy as np
 
@@ -209,12 +210,6 @@ cdef inline Py_ssize_t _below(uint64_t* s, Py_ssize_t n) noexcept nogil:
     return <Py_ssize_t>(_next(s) % <uint64_t>n)
 
 
-cdef inline double _now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
-
-
 cdef int64_t _search(Ctx* c, int64_t* order, int rule, int64_t* prefix_top, int64_t arena,
                      int64_t lower, double deadline, int64_t max_iters, uint64_t seed,
                      int64_t* saved, int64_t* iters_out) noexcept nogil:
@@ -228,7 +223,7 @@ cdef int64_t _search(Ctx* c, int64_t* order, int rule, int64_t* prefix_top, int6
     cdef uint64_t rng = seed
     cdef bint hoist
     while it < max_iters and arena > lower and n > 1:
-        if deadline > 0 and _now() >= deadline:  # between moves: one can overrun it
+        if deadline > 0 and now() >= deadline:  # between moves: one can overrun it
             break
         it += 1
         hoist = (_next(&rng) & 1) == 0
@@ -288,19 +283,6 @@ cdef int64_t _search(Ctx* c, int64_t* order, int rule, int64_t* prefix_top, int6
 
 # ---------------------------------------------------------------------------- wrappers
 
-cdef object _i64(str name, object a, bint writable=False):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy int64 array, got {type(a).__name__}")
-    if a.dtype != np.int64 or a.ndim != 1 or not a.flags.c_contiguous:
-        raise TypeError(
-            f"{name} must be a 1-D C-contiguous int64 array, got "
-            f"dtype={a.dtype} ndim={a.ndim} contiguous={a.flags.c_contiguous}"
-        )
-    if writable and not a.flags.writeable:
-        raise ValueError(f"{name} must be writable")
-    return a
-
-
 cdef inline int64_t* _p(int64_t[::1] a) noexcept nogil:
     return &a[0] if a.shape[0] else NULL
 
@@ -314,10 +296,10 @@ cdef class _Problem:
     cdef unsigned char[::1] placed
 
     def __init__(self, sizes, starts, ends, int64_t alignment, offsets_out):
-        _i64("sizes", sizes)
-        _i64("starts", starts)
-        _i64("ends", ends)
-        self.offset = _i64("offsets_out", offsets_out, writable=True)
+        check_i64("sizes", sizes)
+        check_i64("starts", starts)
+        check_i64("ends", ends)
+        self.offset = check_i64("offsets_out", offsets_out, writable=True)
         cdef Py_ssize_t n = sizes.shape[0]
         if starts.shape[0] != n or ends.shape[0] != n or offsets_out.shape[0] != n:
             raise ValueError(
@@ -434,7 +416,7 @@ def place(sizes, starts, ends, int64_t alignment, double time_budget, int64_t ma
     seed the result depends only on the number of moves made, so a run with no time cap is
     reproducible exactly.
     """
-    _i64("arenas_out", arenas_out, writable=True)
+    check_i64("arenas_out", arenas_out, writable=True)
     if arenas_out.shape[0] != NUM_STRATEGIES:
         raise ValueError(f"arenas_out must have length {NUM_STRATEGIES}")
     if max_iters < 0:
@@ -461,7 +443,7 @@ def place(sizes, starts, ends, int64_t alignment, double time_budget, int64_t ma
             _order(&pb.c, best_s // 2, _p(order))  # re-place the winner to search from it
             arena = _place_from(&pb.c, _p(order), 0, best_s % 2, _p(tops))
             if time_budget > 0:  # the cap is on the search alone: greedy always runs
-                deadline = _now() + time_budget
+                deadline = now() + time_budget
             if time_budget > 0 or max_iters > 0:
                 arena = _search(&pb.c, _p(order), best_s % 2, _p(tops), arena, lb, deadline,
                                 max_iters if max_iters > 0 else (<int64_t>1 << 62),

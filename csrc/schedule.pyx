@@ -8,23 +8,9 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset, memcpy, memcmp
 
+from native_util cimport check_i64, cptr, now
+
 import numpy as np
-
-
-cdef object _i64(str name, object a, bint writable=False):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy int64 array, got {type(a).__name__}")
-    if a.dtype != np.int64 or a.ndim != 1 or not a.flags.c_contiguous:
-        raise TypeError(
-            f"{name} must be a 1-D C-contiguous int64 array, got "
-            f"dtype={a.dtype} ndim={a.ndim} contiguous={a.flags.c_contiguous}")
-    if writable and not a.flags.writeable:
-        raise ValueError(f"{name} must be writable")
-    return a
-
-
-cdef inline const int64_t* _cptr(const int64_t[::1] a) noexcept nogil:
-    return &a[0] if a.shape[0] else NULL
 
 
 cdef void _check_csr(str name, const int64_t[::1] ptr, Py_ssize_t rows,
@@ -112,12 +98,12 @@ def list_schedule(Py_ssize_t n, pred_ptr, pred_idx, in_ptr, in_idx, out_ptr, out
                   cons_ptr, sizes, pinned, order_out):
     """Memory-aware list schedule into order_out (int64[n], OUT). The dependencies must be
     acyclic (MemoryProblem checks that)."""
-    cdef const int64_t[::1] pp = _i64("pred_ptr", pred_ptr), pi = _i64("pred_idx", pred_idx)
-    cdef const int64_t[::1] ip = _i64("in_ptr", in_ptr), ii = _i64("in_idx", in_idx)
-    cdef const int64_t[::1] op = _i64("out_ptr", out_ptr), oi = _i64("out_idx", out_idx)
-    cdef const int64_t[::1] cp = _i64("cons_ptr", cons_ptr), sz = _i64("sizes", sizes)
-    cdef const int64_t[::1] pin = _i64("pinned", pinned)
-    cdef int64_t[::1] out = _i64("order_out", order_out, True)
+    cdef const int64_t[::1] pp = check_i64("pred_ptr", pred_ptr), pi = check_i64("pred_idx", pred_idx)
+    cdef const int64_t[::1] ip = check_i64("in_ptr", in_ptr), ii = check_i64("in_idx", in_idx)
+    cdef const int64_t[::1] op = check_i64("out_ptr", out_ptr), oi = check_i64("out_idx", out_idx)
+    cdef const int64_t[::1] cp = check_i64("cons_ptr", cons_ptr), sz = check_i64("sizes", sizes)
+    cdef const int64_t[::1] pin = check_i64("pinned", pinned)
+    cdef int64_t[::1] out = check_i64("order_out", order_out, True)
     cdef Py_ssize_t T = sz.shape[0], t
     if n < 0:
         raise ValueError("n must be >= 0")
@@ -137,8 +123,8 @@ def list_schedule(Py_ssize_t n, pred_ptr, pred_idx, in_ptr, in_idx, out_ptr, out
     if n == 0:
         return
     with nogil:
-        list_core(n, _cptr(pp), _cptr(pi), _cptr(ip), _cptr(ii), _cptr(op), _cptr(oi),
-                  _cptr(cp), _cptr(sz), _cptr(pin), &indeg[0], &remaining[0], &succ_cnt[0],
+        list_core(n, cptr(pp), cptr(pi), cptr(ip), cptr(ii), cptr(op), cptr(oi),
+                  cptr(cp), cptr(sz), cptr(pin), &indeg[0], &remaining[0], &succ_cnt[0],
                   &succ_ptr[0], &succ_idx[0], &ready[0], &out[0])
 
 
@@ -203,9 +189,10 @@ cdef int64_t dp_core(Py_ssize_t n, const int64_t* pred_ptr, const int64_t* pred_
                      const int64_t* cons_ptr, const int64_t* cons_idx,
                      const int64_t* sizes, const int64_t* producer, const int64_t* pinned,
                      Py_ssize_t T, int64_t upper_bound, int64_t floor, int64_t max_states,
-                     int64_t* order, int64_t* peak_out, int64_t* states_out) noexcept nogil:
+                     double deadline, int64_t* order, int64_t* peak_out,
+                     int64_t* states_out) noexcept nogil:
     """Returns 1 (order, OUT, is optimal within upper_bound), 0 (nothing within it),
-    -1 (state budget exceeded) or -2 (out of memory)."""
+    -1 (state or time budget exceeded) or -2 (out of memory)."""
     cdef States st
     cdef Work wk
     cdef int64_t status
@@ -226,7 +213,7 @@ cdef int64_t dp_core(Py_ssize_t n, const int64_t* pred_ptr, const int64_t* pred_
     else:
         status = dp_run(n, pred_ptr, pred_idx, in_ptr, in_idx, out_ptr, out_idx, cons_ptr,
                         cons_idx, sizes, producer, pinned, T, upper_bound, floor,
-                        max_states, order, peak_out, &st, &wk)
+                        max_states, deadline, order, peak_out, &st, &wk)
     states_out[0] = st.count
     free(wk.table)
     free(wk.out_all); free(wk.out_live); free(wk.sv); free(wk.sdur); free(wk.sres)
@@ -241,7 +228,8 @@ cdef int64_t dp_run(Py_ssize_t n, const int64_t* pred_ptr, const int64_t* pred_i
                     const int64_t* cons_ptr, const int64_t* cons_idx,
                     const int64_t* sizes, const int64_t* producer, const int64_t* pinned,
                     Py_ssize_t T, int64_t upper_bound, int64_t floor, int64_t max_states,
-                    int64_t* order, int64_t* peak_out, States* stp, Work* wk) noexcept nogil:
+                    double deadline, int64_t* order, int64_t* peak_out, States* stp,
+                    Work* wk) noexcept nogil:
     cdef Py_ssize_t W = stp.W, v, e, t, k, c, i, lo, hi, si, slot, mask
     cdef Py_ssize_t nsucc, tcap = 0
     cdef int64_t res0 = 0, dead0 = 0, pk, res, dur, nres, freed, npk
@@ -349,6 +337,9 @@ cdef int64_t dp_run(Py_ssize_t n, const int64_t* pred_ptr, const int64_t* pred_i
                     stp.count += 1
                     if stp.count > max_states:
                         return -1
+                    if deadline > 0 and (stp.count & 4095) == 0 \
+                            and now() >= deadline:
+                        return -1
                     if 2 * (stp.count - hi) >= tcap:
                         # rehash into a wk.table twice the size
                         free(wk.table)
@@ -382,20 +373,21 @@ cdef int64_t dp_run(Py_ssize_t n, const int64_t* pred_ptr, const int64_t* pred_i
 
 def dp_schedule(Py_ssize_t n, pred_ptr, pred_idx, in_ptr, in_idx, out_ptr, out_idx,
                 cons_ptr, cons_idx, sizes, producer, pinned, int64_t upper_bound,
-                int64_t floor, int64_t max_states, order_out):
+                int64_t floor, int64_t max_states, order_out, double time_limit=0):
     """Exact DP over executed sets; returns (status, peak, states explored).
 
     status 1: order_out (int64[n], OUT) is an optimal order among those with peak <=
-    upper_bound; 0: no order is within upper_bound; -1: more than max_states states.
+    upper_bound; 0: no order is within upper_bound; -1: more than max_states states, or
+    more than time_limit seconds (0: no limit).
     Free moves use max(peak so far, floor): floor must be a lower bound on the peak.
     """
-    cdef const int64_t[::1] pp = _i64("pred_ptr", pred_ptr), pi = _i64("pred_idx", pred_idx)
-    cdef const int64_t[::1] ip = _i64("in_ptr", in_ptr), ii = _i64("in_idx", in_idx)
-    cdef const int64_t[::1] op = _i64("out_ptr", out_ptr), oi = _i64("out_idx", out_idx)
-    cdef const int64_t[::1] cp = _i64("cons_ptr", cons_ptr), ci = _i64("cons_idx", cons_idx)
-    cdef const int64_t[::1] sz = _i64("sizes", sizes), pr = _i64("producer", producer)
-    cdef const int64_t[::1] pin = _i64("pinned", pinned)
-    cdef int64_t[::1] out = _i64("order_out", order_out, True)
+    cdef const int64_t[::1] pp = check_i64("pred_ptr", pred_ptr), pi = check_i64("pred_idx", pred_idx)
+    cdef const int64_t[::1] ip = check_i64("in_ptr", in_ptr), ii = check_i64("in_idx", in_idx)
+    cdef const int64_t[::1] op = check_i64("out_ptr", out_ptr), oi = check_i64("out_idx", out_idx)
+    cdef const int64_t[::1] cp = check_i64("cons_ptr", cons_ptr), ci = check_i64("cons_idx", cons_idx)
+    cdef const int64_t[::1] sz = check_i64("sizes", sizes), pr = check_i64("producer", producer)
+    cdef const int64_t[::1] pin = check_i64("pinned", pinned)
+    cdef int64_t[::1] out = check_i64("order_out", order_out, True)
     cdef Py_ssize_t T = sz.shape[0]
     cdef int64_t status, peak = 0, states = 0
     if n <= 0:
@@ -408,10 +400,12 @@ def dp_schedule(Py_ssize_t n, pred_ptr, pred_idx, in_ptr, in_idx, out_ptr, out_i
         raise ValueError("producer/pinned need one entry per tensor, order_out one per node")
     if max_states < 1:
         raise ValueError("max_states must be >= 1")
+    cdef double deadline = now() + time_limit if time_limit > 0 else 0
     with nogil:
-        status = dp_core(n, _cptr(pp), _cptr(pi), _cptr(ip), _cptr(ii), _cptr(op),
-                         _cptr(oi), _cptr(cp), _cptr(ci), _cptr(sz), _cptr(pr), _cptr(pin),
-                         T, upper_bound, floor, max_states, &out[0], &peak, &states)
+        status = dp_core(n, cptr(pp), cptr(pi), cptr(ip), cptr(ii), cptr(op),
+                         cptr(oi), cptr(cp), cptr(ci), cptr(sz), cptr(pr), cptr(pin),
+                         T, upper_bound, floor, max_states, deadline, &out[0], &peak,
+                         &states)
     if status == -2:
         raise MemoryError("schedule DP: out of memory")
     return int(status), int(peak), int(states)

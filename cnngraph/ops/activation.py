@@ -26,6 +26,7 @@ class Relu(Unary):
     """Y = max(X, 0). 1 FLOP: a max."""
 
     op_type = "Relu"
+    grad_from_output = True
 
     def compute(self, call: Call, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0)
@@ -36,6 +37,7 @@ class LeakyRelu(Unary):
     """Y = X if X >= 0 else alpha * X. 2 FLOPs: compare, multiply."""
 
     op_type = "LeakyRelu"
+    grad_from_output = True
     attrs = {"alpha": 0.01}
     flops = 2
 
@@ -66,6 +68,7 @@ class Sigmoid(Unary):
     """Y = 1 / (1 + exp(-X)). 4 FLOPs: negate, exp, add, divide."""
 
     op_type = "Sigmoid"
+    grad_from_output = True
     flops = 4
 
     def compute(self, call: Call, x: np.ndarray) -> np.ndarray:
@@ -77,6 +80,7 @@ class Tanh(Unary):
     """Y = tanh(X). 1 FLOP: a tanh."""
 
     op_type = "Tanh"
+    grad_from_output = True
     fn = np.tanh
 
 
@@ -109,6 +113,7 @@ class Clip(Unary):
     2 FLOPs: one compare per bound (before opset 11 an unset bound is +-FLT_MAX, still compared)."""
 
     op_type = "Clip"
+    grad_from_output = True
     attrs = {"min": -_FLT_MAX, "max": _FLT_MAX}  # attributes before opset 11, optional inputs after
     attribute_inputs = (1, 2)
     flops = 2

@@ -168,6 +168,9 @@ class OpDef:
     # Inputs the output may be written over (element-wise ops): the planner reuses such an
     # input's bytes when the sizes match and the input dies at this node.
     in_place: ClassVar[tuple[int, ...]] = ()
+    # The gradient needs none of the inputs' values, only the output's (ReLU, sigmoid, tanh,
+    # clip) or nothing (Add, Sub): training may then write the output over an input.
+    grad_from_output: ClassVar[bool] = False
 
     def infer(self, call: Call) -> list[TensorType]:
         raise NotImplementedError

@@ -78,12 +78,14 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @register
 class Add(Broadcasting):
     op_type = "Add"
+    grad_from_output = True
     fn = np.add
 
 
 @register
 class Sub(Broadcasting):
     op_type = "Sub"
+    grad_from_output = True
     fn = np.subtract
 
 

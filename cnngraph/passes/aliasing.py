@@ -57,7 +57,14 @@ class Aliasing(NamedTuple):
 
 
 def alias(graph, shapes, order: Sequence[str], dtype: str = "float32",
-          inplace: bool = True) -> Aliasing:
+          inplace: bool = True, training: bool = False) -> Aliasing:
+    """The storages of the activations of ``order`` (running nodes, topologically sorted).
+
+    ``training``: what the forward pass keeps for the backward pass. A value is written
+    over in place only when no reader needs it for its gradient (every reader's op has
+    ``grad_from_output``: ReLU over BN's output, the residual Add over the last BN's, as
+    torchvision's in-place ReLU and ``out += identity`` do); no Concat is eliminated.
+    """
     nodes = [graph.nodes[name] for name in order]
     types = shapes.types
     size: dict[str, int] = {}
@@ -121,14 +128,17 @@ def alias(graph, shapes, order: Sequence[str], dtype: str = "float32",
                 others = {r for t in members(v) for r in readers[t]} - {i}
                 if others and not _all_ancestors(others, i, preds):
                     continue
+                if training and not all(ops[r].grad_from_output or ops[r].is_view
+                                        for r in others | {i}):
+                    continue
                 storage[out] = st
                 chain.setdefault(st, [st]).append(out)
                 break
 
     # 3. Concat elimination: an input's storage becomes a slice of the output's storage
     parent: dict[str, tuple[str, int]] = {}  # storage -> (storage it is a slice of, offset)
-    if inplace:
-        for i, node in enumerate(nodes):
+    if inplace and not training:
+        for node in nodes:
             if node.op_type != "Concat" or not node.outputs or node.outputs[0] not in size:
                 continue
             out = node.outputs[0]

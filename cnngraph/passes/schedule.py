@@ -40,6 +40,7 @@ __all__ = ["MemoryProblem", "Schedule", "memory_problem", "order_peak", "lower_b
 
 KINDS = ("own", "list", "dfs", "heuristic", "optimal")
 DEFAULT_MAX_STATES = 2_000_000
+DEFAULT_TIME_LIMIT = 10.0  # seconds the exact search may take in all, before the beam
 DEFAULT_BEAM = 256
 _LB_ANCESTRY_LIMIT = 2_000  # above this many nodes the lower bound skips ancestry (it is
 # quadratic in Python: 48 s at 10k nodes); without it the bound is weaker but still a bound
@@ -573,8 +574,9 @@ def dp_segment_py(problem: MemoryProblem, upper_bound: int, floor: int = 0,
 
 
 def dp_segment(problem: MemoryProblem, upper_bound: int, floor: int = 0,
-               max_states: int = DEFAULT_MAX_STATES):
-    """The native DP; same contract as `dp_segment_py`."""
+               max_states: int = DEFAULT_MAX_STATES, time_limit: float = 0.0):
+    """The native DP; same contract as `dp_segment_py`, plus ``time_limit`` seconds (0:
+    none), past which it gives up as it does past ``max_states`` (status -1)."""
     n = problem.n
     if n == 0:
         return 1, 0, [], 0
@@ -583,7 +585,7 @@ def dp_segment(problem: MemoryProblem, upper_bound: int, floor: int = 0,
     status, peak, states = _native().dp_schedule(
         n, a["pred_ptr"], a["pred_idx"], a["in_ptr"], a["in_idx"], a["out_ptr"],
         a["out_idx"], a["cons_ptr"], a["cons_idx"], a["sizes"], a["producer"],
-        a["pinned"], int(upper_bound), int(floor), int(max_states), out)
+        a["pinned"], int(upper_bound), int(floor), int(max_states), out, float(time_limit))
     return status, peak, (out.tolist() if status == 1 else []), states
 
 
@@ -626,11 +628,12 @@ def _make(problem, kind, order, lb, proven=False, states=0, chosen="", t0=None):
 
 def schedule(problem: MemoryProblem, kind: str = "optimal", *, native: bool = True,
              max_states: int = DEFAULT_MAX_STATES, beam_width: int = DEFAULT_BEAM,
-             force_dp: bool = False) -> Schedule:
+             time_limit: float = DEFAULT_TIME_LIMIT, force_dp: bool = False) -> Schedule:
     """An order of ``kind`` (see KINDS) with its peak, lower bound and proof status.
 
     ``native=False`` runs the pure-Python twins (test oracle). ``max_states`` is the DP's
-    budget per segment; past it that segment is solved by a beam of ``beam_width``.
+    budget per segment and ``time_limit`` (native only) the seconds all segments' exact
+    searches may take; a segment past either is solved by a beam of ``beam_width``.
     """
     t0 = time.perf_counter()
     if kind not in KINDS:
@@ -661,7 +664,12 @@ def schedule(problem: MemoryProblem, kind: str = "optimal", *, native: bool = Tr
         sub_order = heur
         if ub > floor:  # else any order of the segment is as good: the peak is elsewhere
             # strictly below the heuristic's peak, or else the heuristic is optimal
-            status, peak, found, st = dp(sub, ub - 1, floor, max_states)
+            if native:
+                left = time_limit - (time.perf_counter() - t0)
+                status, peak, found, st = (dp(sub, ub - 1, floor, max_states, left)
+                                           if left > 0 else (-1, 0, [], 0))
+            else:
+                status, peak, found, st = dp(sub, ub - 1, floor, max_states)
             states += st
             if status == 1:
                 sub_order, ub = found, peak

@@ -13,10 +13,11 @@ bytes. ``b`` is the batch; "float" tensors are counted in the activation dtype (
 - activations: what the forward pass keeps for the backward pass: every tensor that exists at run
   time, summed (not maxed): the graph inputs and the outputs of every running node, each at batch
   ``b``. A view op's output (``op.is_view``: Reshape, Flatten, Squeeze, Identity, Dropout...)
-  aliases its input's bytes and is counted once, with its input. Any other op's output is a
-  separate saved tensor, *including* element-wise ops that an inference engine could run in place
-  (ReLU, Add...): autograd frameworks keep those outputs for the backward pass, and counting them
-  keeps the rule checkable by hand.
+  aliases its input's bytes and is counted once, with its input. So is an in-place output that
+  autograd allows (cnngraph.passes.aliasing with ``training``): ReLU over BN's output, the
+  residual Add over the last BN's output, as torchvision's ``ReLU(inplace=True)`` and
+  ``out += identity`` do; never over a tensor some op needs for its gradient (a conv's or BN's
+  input). Any other op's output is a separate saved tensor.
 - transient:   the largest working set of one backward step that the stored activations do not
   cover: for each running node, the gradient with respect to its outputs plus the gradients with
   respect to its activation inputs, i.e. bytes(outputs) + bytes(distinct activation inputs) at
@@ -47,8 +48,7 @@ from typing import Callable, Optional, Union
 from .. import dtypes
 from ..errors import CnnGraphError
 from ..ir import Graph, gc_paused
-from ..ops import lookup
-from .cost import count_costs, tensor_bytes
+from .cost import count_costs
 from .shapes import Shapes, infer_shapes
 
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
@@ -149,26 +149,16 @@ def training_memory(graph: Graph, batch: int = 1, dtype: str = "float32",
 
 
 class _SavedTensors:
-    """The run-time tensors of one forward pass, with views resolved to the tensor they alias."""
+    """The run-time tensors of one forward pass, each mapped to the storage holding its bytes:
+    views and in-place outputs share their input's (cnngraph.passes.aliasing, training)."""
 
     def __init__(self, graph: Graph, shapes: Shapes, order: list[str], dtype: str):
+        from .aliasing import alias
+
         self.graph, self.order = graph, order
-        self.root: dict[str, str] = {}  # tensor -> the tensor whose bytes it is
-        self.size: dict[str, int] = {}  # root tensor -> bytes
-        for t in graph.input_names:
-            self.root[t] = t
-            self.size[t] = tensor_bytes(shapes, t, dtype)
-        for name in order:
-            node = graph.nodes[name]
-            view = lookup(node).is_view
-            for i, o in enumerate(node.outputs):
-                if not o:
-                    continue
-                if view and i == 0 and node.inputs and node.inputs[0] in self.root:
-                    self.root[o] = self.root[node.inputs[0]]
-                else:
-                    self.root[o] = o
-                    self.size[o] = tensor_bytes(shapes, o, dtype)
+        al = alias(graph, shapes, order, dtype, inplace=True, training=True)
+        self.root: dict[str, str] = al.leaf  # tensor -> the storage its bytes are in
+        self.size: dict[str, int] = {s: al.nbytes[s] for s in al.leaves}  # storage -> bytes
         self.roots = set(self.size)
 
     def bytes_of(self, roots) -> int:

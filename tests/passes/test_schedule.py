@@ -4,6 +4,7 @@ Tensor sizes are in bytes.
 """
 
 import importlib.util
+import time
 
 import networkx as nx
 import pytest
@@ -14,6 +15,7 @@ from cnngraph.passes import schedule as sch
 from cnngraph.passes.schedule import (
     MemoryProblem,
     dfs_order,
+    dp_segment,
     dp_segment_py,
     list_order_py,
     lower_bound,
@@ -155,6 +157,22 @@ def test_budget_falls_back_to_beam(use_native):
     s = schedule(p, "optimal", native=use_native, max_states=2)
     assert not s.proven_optimal and s.chosen in ("beam", "own", "list", "dfs")
     assert s.peak_bytes >= 155 and s.peak_bytes == order_peak(p, s.order)
+
+
+@pytest.mark.skipif(not HAVE_NATIVE, reason="the time limit is the native DP's")
+def test_dp_stops_at_its_time_limit():
+    # 40 independent chains x_i -> y_i, no bound to prune by: 2^40 executed sets
+    k = 40
+    names = tuple(f"n{i}" for i in range(2 * k))
+    p = MemoryProblem(names, tuple(() for _ in names),
+                      sizes=tuple(10 + i % 7 for i in range(k)) + tuple(1 for _ in range(k)),
+                      producer=tuple(range(2 * k)),
+                      consumers=tuple((k + i,) for i in range(k)) + tuple(() for _ in range(k)),
+                      pinned=tuple(i >= k for i in range(2 * k)))
+    t = time.perf_counter()
+    status, _, _, states = dp_segment(p, 10**12, 0, max_states=10**9, time_limit=0.2)
+    assert status == -1 and 0 < states < 10**9
+    assert time.perf_counter() - t < 3
 
 
 # --- random DAGs --------------------------------------------------------------------
