@@ -46,8 +46,7 @@ import bench_analysis as ba  # noqa: E402  (machine_info, synthetic files)
 import cnngraph  # noqa: E402
 from cnngraph.frontends import LIGHT_MODELS, light_model_path, zoo  # noqa: E402
 from cnngraph.frontends.builder import Network  # noqa: E402
-from cnngraph.passes.placement import place  # noqa: E402
-from cnngraph.passes.plan import intervals, plan_memory  # noqa: E402
+from cnngraph.passes.plan import place_order, plan_memory  # noqa: E402
 from cnngraph.passes.schedule import memory_problem, order_peak, schedule  # noqa: E402
 from cnngraph.passes.shapes import infer_shapes  # noqa: E402
 
@@ -153,13 +152,16 @@ def measure(graph, repeats: int, dags=None, groups=None) -> dict:
     for _ in range(repeats):
         t, opt = timed(lambda: schedule(problem, "optimal"))
         times.append(t)
-    starts, ends = intervals(problem, opt.order)
-    pl = place(problem.sizes, starts, ends)
+    _, _, pl = place_order(problem, opt.order)
     topo_peak = order_peak(problem, topo)
+    plain = memory_problem(graph, shapes, inplace=False)  # no in-place reuse, no Concat slices
+    plain_opt = schedule(plain, "optimal")
     return {"nodes": problem.n, "tensors": len(problem.sizes),
             "own_peak": own.peak_bytes, "nx_topo_peak": topo_peak,
             "heuristic_peak": heur.peak_bytes, "heuristic_chosen": heur.chosen,
             "optimal_peak": opt.peak_bytes, "lower_bound": opt.lower_bound_bytes,
+            "plain_own_peak": schedule(plain, "own").peak_bytes,
+            "plain_optimal_peak": plain_opt.peak_bytes, "plain_proven": plain_opt.proven_optimal,
             "proven": opt.proven_optimal, "chosen": opt.chosen, "states": opt.states_explored,
             "optimal_seconds": statistics.median(times),
             "opt_vs_nx_topo": opt.peak_bytes / topo_peak,
@@ -264,8 +266,7 @@ def bench_scale(sizes, repeats, console) -> list:
                 t2 = time.perf_counter()
                 sch = schedule(problem, "heuristic")
                 t3 = time.perf_counter()
-                starts, ends = intervals(problem, sch.order)
-                pl = place(problem.sizes, starts, ends)
+                _, _, pl = place_order(problem, sch.order)
                 t4 = time.perf_counter()
                 for k, v in (("infer_shapes", t1 - t0), ("memory_problem", t2 - t1),
                              ("schedule_heuristic", t3 - t2), ("intervals_place", t4 - t3)):
@@ -304,9 +305,9 @@ def table_md(head, rows):
                               for row in rows])
 
 
-MODEL_HEAD = ["model", "nodes", "own MB", "nx-topo MB", "heuristic MB", "optimal MB",
-              "opt / nx-topo", "proven", "optimal s", "arena MB", "arena / LB",
-              "onnx-tool arena MB"]
+MODEL_HEAD = ["model", "nodes", "plain own MB", "plain optimal MB", "own MB", "nx-topo MB",
+              "heuristic MB", "optimal MB", "opt / nx-topo", "proven", "optimal s", "arena MB",
+              "arena / LB", "onnx-tool arena MB"]
 
 
 def model_rows(rows):
@@ -315,7 +316,8 @@ def model_rows(rows):
         ot = r.get("onnx_tool")
         ot_txt = "" if ot is None else (ot.get("error", "failed")[:40] if "arena" not in ot
                                         else mb(ot["arena"]))
-        out.append([f"{r['set']}/{r['model']}", str(r["nodes"]), mb(r["own_peak"]),
+        out.append([f"{r['set']}/{r['model']}", str(r["nodes"]), mb(r["plain_own_peak"]),
+                    mb(r["plain_optimal_peak"]), mb(r["own_peak"]),
                     mb(r["nx_topo_peak"]), mb(r["heuristic_peak"]), mb(r["optimal_peak"]),
                     f"{r['opt_vs_nx_topo']:.3f}", "yes" if r["proven"] else "NO",
                     f"{r['optimal_seconds']:.3f}", mb(r["arena"]), f"{r['arena_ratio']:.4f}",
@@ -373,7 +375,9 @@ def markdown(res) -> str:
         "otherwise of the node graph); **heuristic** is the best of own, list and dfs; "
         "**optimal** is `schedule(problem, 'optimal')` (DP between single-node cuts), "
         "**proven** its proof flag and **optimal s** its time; peaks are activation bytes "
-        "(float32, batch 1). **arena / LB** is `place()`'s arena for the optimal order "
+        "(float32, batch 1) with in-place reuse and Concat elimination on (the default); "
+        "**plain** columns are the same without them (`--no-inplace`: every tensor its own "
+        "bytes, views aside). **arena / LB** is the plan's arena for the optimal order "
         "against the peak of live aligned bytes (no arena can be smaller).",
         "",
         "### RandWire (Xie et al. 2019)",
