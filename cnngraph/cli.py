@@ -11,7 +11,7 @@ import sys
 from typing import Optional, Sequence
 
 from . import analyze, load
-from .backends import report
+from .backends import render, report
 from .backends.export_onnx import WEIGHT_MODES, export
 from .backends.plan_report import render_plan
 from .dtypes import COUNTING_DTYPES
@@ -53,6 +53,9 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
                    help="element type memory is counted in (default float32)")
     p.add_argument("--allow-unknown", action="store_true",
                    help="list nodes of unknown ops as uncounted instead of failing")
+    p.add_argument("--no-inplace", dest="inplace", action="store_false",
+                   help="memory without in-place reuse or Concat elimination: the plain "
+                        "liveness numbers (views still alias their input)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the memory timeline (chosen vs own order) to FILE.png and the "
                          "arena picture to FILE.arena.png (needs cnngraph[plot])")
     pp.set_defaults(func=cmd_plan)
+    dp = sub.add_parser("render", help="draw the network as an annotated diagram "
+                                       "(svg, png, pdf or dot; needs cnngraph[render])")
+    _analysis_options(dp)
+    dp.add_argument("-o", "--output", required=True, metavar="FILE.svg|png|pdf|dot",
+                    help="the format follows the suffix; .dot needs no graphviz program")
+    dp.add_argument("--annotate", default=",".join(render.DEFAULT_ANNOTATE), metavar="LIST",
+                    help=f"what boxes show besides op and name: a comma list of "
+                         f"{', '.join(render.ANNOTATIONS)}, or none (default %(default)s)")
+    dp.add_argument("--color-by", choices=render.COLOR_BY, default="op",
+                    help="fill colour scale, with a legend (default op)")
+    dp.add_argument("--depth", metavar="K|all",
+                    help="collapse blocks nested K deep into single boxes; all: every layer "
+                         f"(default: every layer if that fits in {render.AUTO_BOXES} boxes and "
+                         f"{render.AUTO_RANKS} ranks, else the deepest level that does)")
+    dp.add_argument("--collapse", action="store_true", help="collapse every block (--depth 1)")
+    dp.add_argument("--rankdir", choices=render.RANKDIRS, default="TB",
+                    help="TB: top to bottom (default), LR: left to right")
+    dp.add_argument("--highlight-peak", action="store_true",
+                    help="mark the step where inference memory peaks and the tensors live there")
+    dp.add_argument("--schedule", choices=KINDS, default="optimal",
+                    help="execution order for --highlight-peak (default optimal)")
+    dp.set_defaults(func=cmd_render)
     ep = sub.add_parser("examples", help="list the built-in example models")
     ep.set_defaults(func=cmd_examples)
     zp = sub.add_parser("zoo", help="list the model zoo: every model with its parameters and MACs")
@@ -107,7 +132,7 @@ def _analyze(args):
     shapes = dict(parse_input_shape(s) for s in args.input_shape)
     graph = load(args.model)
     return analyze(graph, batch=args.batch, dtype=args.dtype, input_shapes=shapes,
-                   allow_unknown=args.allow_unknown)
+                   allow_unknown=args.allow_unknown, inplace=args.inplace)
 
 
 def cmd_report(args) -> int:
@@ -134,10 +159,11 @@ def cmd_plan(args) -> int:
                    mixed_precision=args.mixed_precision, checkpointing=args.checkpointing)
     shapes = dict(parse_input_shape(s) for s in args.input_shape)
     plan = plan_memory(graph, mode=args.mode, batch=args.batch, schedule_kind=args.schedule,
-                       input_shapes=shapes, **options)
+                       input_shapes=shapes, inplace=args.inplace, **options)
     fit = None
     if args.budget is not None:
-        fit = max_batch_size(graph, parse_bytes(args.budget), mode=args.mode, **options)
+        fit = max_batch_size(graph, parse_bytes(args.budget), mode=args.mode,
+                             inplace=args.inplace, **options)
     if args.plot:
         _plot_plan(graph, plan, args, shapes, options)
     sys.stdout.write(render_plan(plan, args.format, fit))
@@ -152,12 +178,30 @@ def _plot_plan(graph, plan, args, shapes, options) -> None:
 
     plot.require_matplotlib()
     own = plan_memory(graph, mode=args.mode, batch=args.batch, schedule_kind="own",
-                      input_shapes=shapes, **options)
+                      input_shapes=shapes, inplace=args.inplace, **options)
     path = Path(args.plot)
     model = graph.name or Path(args.model).stem
     plot.plot_timeline(plan, own, path, model=model)
     plot.plot_arena(plan, path.with_name(path.stem + ".arena" + (path.suffix or ".png")),
                     model=model)
+
+
+def cmd_render(args) -> int:
+    depth = args.depth
+    if depth is not None and depth != "all":
+        try:
+            depth = int(depth)
+        except ValueError:
+            raise UsageError(f"--depth '{depth}' is not a whole number or 'all'") from None
+    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    path = render.render(
+        load(args.model), args.output, annotate=args.annotate, color_by=args.color_by,
+        depth=depth, collapse=args.collapse, rankdir=args.rankdir,
+        highlight_peak=args.highlight_peak, schedule=args.schedule, batch=args.batch,
+        input_shapes=shapes, dtype=args.dtype, allow_unknown=args.allow_unknown,
+        inplace=args.inplace)
+    print(f"{path}: {path.stat().st_size:,} bytes")
+    return 0
 
 
 def cmd_examples(args) -> int:

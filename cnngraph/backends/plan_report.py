@@ -32,7 +32,8 @@ def plan_lines(plan: MemoryPlan, fit: Optional[BatchFit] = None) -> list[tuple[s
                             f"{human_bytes(s.lower_bound_bytes)})"),
         ("arena", f"{human_bytes(plan.arena_bytes)} = {plan.placement.ratio:.3f} x its lower "
                   f"bound {human_bytes(plan.placement.lower_bound_bytes)} "
-                  f"({plan.placement.strategy}, {len(plan.problem.sizes)} tensors)"),
+                  f"({plan.placement.strategy}; {len(plan.problem.sizes)} buffers hold "
+                  f"{len(plan.problem.homes)} tensors)"),
         ("parameters", human_bytes(plan.param_bytes)),
     ]
     t = plan.training
