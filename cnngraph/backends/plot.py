@@ -132,6 +132,6 @@ def plot_arena(plan, path=None, *, model: Optional[str] = None):
     ax.set_xlabel("step")
     ax.set_ylabel("arena offset (MiB)")
     ax.legend(loc="upper right", fontsize=9, framealpha=0.9)
-    ax.set_title(_title(plan, model, f"arena: {len(rects)} tensors"))
+    ax.set_title(_title(plan, model, f"arena: {len(rects)} buffers"))
     _save(fig, path)
     return fig
