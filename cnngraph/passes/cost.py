@@ -91,7 +91,6 @@ def tensor_bytes(shapes: Shapes, name: str, dtype: str) -> int:
 def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
     costs = Costs()
     owner: dict[str, str] = {}  # parameter source -> the layer it is counted at
-    constant = shapes.constant
     for name in graph.order():
         if not shapes.is_compute(name):
             continue
@@ -99,19 +98,7 @@ def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
         call = shapes.calls[name]
         op = call.op
         outs = [shapes.types[o] for o in node.outputs if o]
-        params = trainable = 0
-        for i, t in enumerate(node.inputs):
-            if t not in constant or i in op.attribute_inputs or \
-                    not _is_param(shapes, t, i in op.weight_inputs):
-                continue
-            source = param_source(graph, shapes, t)
-            if source in owner:
-                costs.shared_params.setdefault(source, [owner[source]]).append(name)
-                continue
-            owner[source] = name
-            params += shapes.types[t].size
-            if i not in op.non_trainable_inputs:
-                trainable += shapes.types[t].size
+        params, trainable = _new_params(graph, shapes, node, op, owner, costs.shared_params)
         out_bytes = 0
         for o in node.outputs:
             if o:
@@ -124,6 +111,38 @@ def count_costs(graph: Graph, shapes: Shapes, dtype: str = "float32") -> Costs:
         costs.totals.add(layer)
     costs.blocks = block_totals(costs.layers)
     return costs
+
+
+def count_params(graph: Graph, shapes: Shapes) -> tuple[int, int]:
+    """(parameters, trainable parameters): count_costs' totals without the rest of the costs."""
+    owner: dict[str, str] = {}
+    params = trainable = 0
+    for name in graph.order():
+        if shapes.is_compute(name):
+            p, t = _new_params(graph, shapes, graph.nodes[name], shapes.calls[name].op, owner,
+                               {})
+            params += p
+            trainable += t
+    return params, trainable
+
+
+def _new_params(graph, shapes, node, op, owner: dict, shared: dict) -> tuple[int, int]:
+    """(params, trainable) a layer reads that no earlier layer counted; ``owner`` maps each
+    parameter source to the layer it is counted at, ``shared`` the sources read again."""
+    params = trainable = 0
+    for i, t in enumerate(node.inputs):
+        if t not in shapes.constant or i in op.attribute_inputs or \
+                not _is_param(shapes, t, i in op.weight_inputs):
+            continue
+        source = param_source(graph, shapes, t)
+        if source in owner:
+            shared.setdefault(source, [owner[source]]).append(node.name)
+            continue
+        owner[source] = node.name
+        params += shapes.types[t].size
+        if i not in op.non_trainable_inputs:
+            trainable += shapes.types[t].size
+    return params, trainable
 
 
 def block_totals(layers: list[LayerCost]) -> list[BlockCost]:

@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 from .. import dtypes
 from ..errors import CnnGraphError
 from ..ir import Graph
-from .cost import count_costs
+from .cost import count_params
 from .placement import Placement, place, place_groups
 from .schedule import KINDS, MemoryProblem, Schedule, memory_problem, schedule
 from .shapes import infer_shapes
@@ -102,7 +102,7 @@ def plan_memory(graph: Graph, mode: str = "inference", batch: Optional[int] = No
         raise CnnGraphError(f"schedule '{schedule_kind}' is not one of {', '.join(KINDS)}")
     dtypes.check_counting_dtype(dtype)
     shapes = infer_shapes(graph, batch=batch, input_shapes=input_shapes)
-    params = count_costs(graph, shapes, dtype).totals.params
+    params = count_params(graph, shapes)[0]
     problem = memory_problem(graph, shapes, dtype, inplace=inplace)
     order = schedule(problem, schedule_kind)
     starts, ends, placement = place_order(problem, order.order, alignment)
