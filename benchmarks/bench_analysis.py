@@ -513,11 +513,13 @@ under `results/`. Scratch models are built on demand into `benchmarks/.data/` (g
 """
 
 
-def update_readme(section: str) -> None:
+def update_section(section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the README's section between the begin/end markers (or append it); every
+    bench script writes its own section through this."""
     text = README.read_text() if README.exists() else INTRO
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     README.write_text(text)
@@ -567,7 +569,7 @@ def main(argv=None) -> int:
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-        update_readme(markdown(results))
+        update_section(markdown(results))
         console.log(f"wrote {RESULTS.relative_to(HERE.parent)} and {README.name}")
     return 0
 

@@ -448,16 +448,6 @@ def markdown(res) -> str:
     return "\n".join(lines)
 
 
-def update_readme(section: str) -> None:
-    text = README.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    README.write_text(text)
-
-
 def print_tables(res, console) -> None:
     groups = [("RandWire", RW_HEAD, rw_rows(res["randwire"])),
               ("Zoo and light models", MODEL_HEAD, model_rows(res["models"]))]
@@ -493,7 +483,7 @@ def main(argv=None) -> int:
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(res, indent=1) + "\n")
-        update_readme(markdown(res))
+        ba.update_section(markdown(res), BEGIN, END)
         console.log(f"wrote {RESULTS.relative_to(HERE.parent)} and {README.name}")
     return 0
 
