@@ -16,7 +16,8 @@ def plan_dict(plan: MemoryPlan, fit: Optional[BatchFit] = None) -> dict:
     d = plan.to_dict()
     d["max_batch"] = None if fit is None else {
         "budget_bytes": fit.budget_bytes, "batch": fit.batch, "total_bytes": fit.total_bytes,
-        "batch1_bytes": fit.batch1_bytes, "over_bytes": fit.over_bytes}
+        "batch1_bytes": fit.batch1_bytes, "over_bytes": fit.over_bytes,
+        "arena_bytes": fit.arena_bytes}
     return d
 
 
@@ -49,12 +50,16 @@ def plan_lines(plan: MemoryPlan, fit: Optional[BatchFit] = None) -> list[tuple[s
         ]
     lines.append(("total", human_bytes(plan.peak_bytes)))
     if fit is not None:
+        arena = "" if fit.arena_bytes is None else (
+            f": parameters {human_bytes(fit.total_bytes - fit.arena_bytes)} + arena "
+            f"{human_bytes(fit.arena_bytes)}")
         if fit.fits:
             lines.append(("budget", f"{human_bytes(fit.budget_bytes)}: the largest batch that "
-                                    f"fits is {fit.batch} ({human_bytes(fit.total_bytes)})"))
+                                    f"fits is {fit.batch} ({human_bytes(fit.total_bytes)}"
+                                    f"{arena})"))
         else:
             lines.append(("budget", f"{human_bytes(fit.budget_bytes)}: even batch 1 does not "
-                                    f"fit; it needs {human_bytes(fit.batch1_bytes)}, "
+                                    f"fit; it needs {human_bytes(fit.batch1_bytes)}{arena}, "
                                     f"{human_bytes(fit.over_bytes)} over"))
     return lines
 

@@ -253,6 +253,7 @@ class BatchFit:
     total_bytes: int  # the total at ``batch`` (at batch 1 when nothing fits)
     batch1_bytes: int  # the total at batch 1
     capped: bool = False  # the search stopped at MAX_BATCH with room to spare
+    arena_bytes: Optional[int] = None  # inference: the arena at ``batch`` (total - parameters)
 
     @property
     def fits(self) -> bool:
@@ -290,13 +291,18 @@ def max_batch_size(graph: Graph, budget_bytes: Union[int, str], mode: str = "tra
         from .plan import plan_memory
         dtypes.check_counting_dtype(dtype)
 
+        params: list = []
+
         def total(b: int) -> int:
             p = plan_memory(graph, batch=b, dtype=dtype, inplace=inplace)
+            params[:] = [p.param_bytes]
             return p.param_bytes + p.arena_bytes
     else:
         raise CnnGraphError(f"mode '{mode}' is not one of training, inference")
     batch, at, batch1, capped = _largest_fitting(total, budget)
-    return BatchFit(mode, budget, batch, at if batch else batch1, batch1, capped)
+    at = at if batch else batch1
+    arena = at - params[0] if mode == "inference" else None
+    return BatchFit(mode, budget, batch, at, batch1, capped, arena)
 
 
 def _largest_fitting(total: Callable[[int], int], budget: int):

@@ -231,12 +231,17 @@ def test_nothing_fits_says_by_how_much():
     assert fit.over_bytes == 100 and fit.batch1_bytes == batch1
 
 
-def test_max_batch_size_inference_uses_the_analysis_peak():
-    g = chain()
-    peak = {b: cnngraph.analyze(g, batch=b).memory.peak_bytes for b in (1, 9, 10)}
+def test_max_batch_size_inference_is_parameters_plus_the_plans_arena():
+    g = cnngraph.load("googlenet")  # Concat slices at batch 1 only: the arena is not linear
+    plans = {b: cnngraph.plan_memory(g, batch=b) for b in (1, 9, 10)}
+    peak = {b: p.param_bytes + p.arena_bytes for b, p in plans.items()}
     fit = max_batch_size(g, peak[9], mode="inference")
     assert fit.batch == 9 and fit.total_bytes == peak[9]
+    assert fit.arena_bytes == plans[9].arena_bytes
     assert max_batch_size(g, peak[10] - 1, mode="inference").batch == 9
+    g = chain()
+    peak = {b: cnngraph.plan_memory(g, batch=b) for b in (9,)}
+    peak = {b: p.param_bytes + p.arena_bytes for b, p in peak.items()}
     training = max_batch_size(g, peak[9], mode="training")
     assert training.batch < 9  # training needs more than inference
 
