@@ -513,6 +513,14 @@ under `results/`. Scratch models are built on demand into `benchmarks/.data/` (g
 """
 
 
+def publish(results: dict, path: Path, section: str, begin: str, end: str, console) -> None:
+    """Write a run's raw results to ``path`` and its section of the README."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    update_section(section, begin, end)
+    console.log(f"wrote {path.relative_to(HERE.parent)} and the {README.name} section")
+
+
 def update_section(section: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the README's section between the begin/end markers (or append it); every
     bench script writes its own section through this."""
@@ -567,10 +575,7 @@ def main(argv=None) -> int:
                            for k in ("chain", "branching")]
     print_tables(results, console)
     if not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-        update_section(markdown(results))
-        console.log(f"wrote {RESULTS.relative_to(HERE.parent)} and {README.name}")
+        publish(results, RESULTS, markdown(results), BEGIN, END, console)
     return 0
 
 

@@ -27,7 +27,6 @@ import contextlib
 import cProfile
 import gc
 import io
-import json
 import math
 import pstats
 import statistics
@@ -52,7 +51,6 @@ from cnngraph.passes.shapes import infer_shapes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "memory.json"
-README = HERE / "README.md"
 BEGIN, END = "<!-- memory:begin -->", "<!-- memory:end -->"
 STAGES = ((78, 56), (156, 28), (312, 14))  # (channels, spatial) of RandWire stages 1..3
 ZOO_ARENA_TARGET, RANDWIRE_ARENA_TARGET, PROOF_TARGET_S, SCALE_TARGET_S = 1.01, 1.05, 1.0, 10.0
@@ -481,10 +479,7 @@ def main(argv=None) -> int:
         bench_scale([1_000, 10_000, 100_000], 1, console)
     print_tables(res, console)
     if not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(res, indent=1) + "\n")
-        ba.update_section(markdown(res), BEGIN, END)
-        console.log(f"wrote {RESULTS.relative_to(HERE.parent)} and {README.name}")
+        ba.publish(res, RESULTS, markdown(res), BEGIN, END, console)
     return 0
 
 
