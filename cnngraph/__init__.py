@@ -15,6 +15,7 @@ from . import errors
 from .backends.export_onnx import export, to_onnx
 from .backends.reference import run_reference
 from .backends.render import render, to_dot
+from .execute import Compiled, compile, run
 from .frontends import load
 from .frontends.builder import Network
 from .passes.analysis import Analysis, analyze
@@ -24,5 +25,6 @@ from .passes.training import max_batch_size, training_memory
 __version__ = "0.1.0"
 __all__ = ["load", "analyze", "Analysis", "Network", "export", "to_onnx", "run_reference",
            "plan_memory", "MemoryPlan", "training_memory", "max_batch_size", "errors",
+           "compile", "run", "Compiled",
            "render", "to_dot",
            "__version__"]

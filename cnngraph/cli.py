@@ -121,6 +121,32 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--schedule", choices=KINDS, default="optimal",
                     help="execution order for --highlight-peak (default optimal)")
     dp.set_defaults(func=cmd_render)
+    xr = sub.add_parser("run", help="run the network on an input in its planned arena; "
+                                    "--check / --bench against onnxruntime")
+    xr.add_argument("model", help="an ONNX file or a built-in example (a model with weights)")
+    given = xr.add_mutually_exclusive_group()
+    given.add_argument("--input", metavar="X.npy",
+                       help="the input array (.npy; .npz by input name for several inputs)")
+    given.add_argument("--random-input", action="store_true",
+                       help="a standard normal input (the default when --input is not given)")
+    xr.add_argument("--seed", type=int, default=0,
+                    help="seed of --random-input and --weights random (default 0)")
+    xr.add_argument("--weights", choices=("own", "random"), default="own",
+                    help="own: the model's (a structure-only model has none); random: fresh "
+                         "He-normal weights, batch norm calibrated, as `export` makes them")
+    xr.add_argument("-o", "--output", metavar="OUT.npy",
+                    help="write the output (.npy; .npz by output name for several outputs)")
+    xr.add_argument("--batch", type=positive_int,
+                    help="batch size (default: the input's, or the model's)")
+    xr.add_argument("--threads", type=positive_int, help="threads (default: every core)")
+    xr.add_argument("--check", action="store_true",
+                    help="run onnxruntime on the same input: max abs/rel error, pass/fail "
+                         "(rtol 1e-4, atol 1e-5); exit 1 on a failure")
+    xr.add_argument("--bench", action="store_true",
+                    help="median latency beside onnxruntime's, run alternately")
+    xr.add_argument("--repeat", type=positive_int, default=20,
+                    help="runs timed by --bench (default 20)")
+    xr.set_defaults(func=cmd_run)
     ep = sub.add_parser("examples", help="list the built-in example models")
     ep.set_defaults(func=cmd_examples)
     zp = sub.add_parser("zoo", help="list the model zoo: every model with its parameters and MACs")
@@ -202,6 +228,95 @@ def cmd_render(args) -> int:
         inplace=args.inplace)
     print(f"{path}: {path.stat().st_size:,} bytes")
     return 0
+
+
+def _run_inputs(args, graph):
+    """The arrays --input names (None: random), and the batch they imply."""
+    import numpy as np
+
+    if not args.input:
+        return None, args.batch
+    try:
+        data = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--input {args.input}: cannot read it as .npy/.npz ({e})") from None
+    names = graph.input_names
+    if isinstance(data, np.ndarray):
+        if len(names) != 1:
+            raise UsageError(f"--input {args.input} holds one array; the model has "
+                             f"{len(names)} inputs ({', '.join(names)}): give an .npz")
+        arrays = {names[0]: data}
+    else:
+        arrays = {k: data[k] for k in data.files}
+    batch = args.batch
+    first = graph.inputs[0] if graph.inputs else None
+    if batch is None and first is not None and first.name in arrays and first.shape:
+        a = arrays[first.name]
+        if a.ndim == len(first.shape) and a.ndim:
+            batch = int(a.shape[0])
+    return arrays, batch
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from .execute import compare as cmp
+    from .execute import compile, random_weights
+
+    graph = load(args.model)
+    if args.weights == "random":
+        graph = random_weights(graph, seed=args.seed)
+    inputs, batch = _run_inputs(args, graph)
+    compiled = compile(graph, batch=batch, threads=args.threads)
+    if inputs is None:
+        inputs = cmp.random_inputs(compiled.input_types, args.seed)
+    outputs = compiled.run(inputs)
+    kinds = sorted(set(compiled.kernels.values()))
+    print(f"{graph.name}: {len(compiled.steps)} steps, {compiled.threads} thread(s), kernels "
+          f"{'/'.join(kinds)}; arena {compiled.arena_bytes / 2**20:.2f} MiB (planned "
+          f"{compiled.plan.arena_bytes / 2**20:.2f} MiB), workspace "
+          f"{compiled.workspace_bytes / 2**20:.2f} MiB (binary units)")
+    for name, v in outputs.items():
+        line = f"  {name}: {v.dtype} {'x'.join(map(str, v.shape))}"
+        if v.ndim == 2 and v.shape[1] > 1:
+            line += f", argmax {v.argmax(axis=1)[:8].tolist()}"
+        print(line)
+    if args.output:
+        if len(outputs) == 1:
+            np.save(args.output, next(iter(outputs.values())))
+        else:
+            np.savez(args.output, **outputs)
+        print(f"wrote {args.output}")
+    status = 0
+    if args.check or args.bench:
+        model = cmp.onnx_bytes(graph, None if args.weights == "random" else args.model)
+        session = cmp.onnxruntime_session(model, compiled.threads)
+    if args.check:
+        reference = cmp.run_onnxruntime(session, inputs)
+        noise = None  # how far onnxruntime moves by itself: optimised vs unoptimised graph
+        for row in cmp.compare(outputs, reference):
+            verdict = "PASS" if row.ok else "FAIL"
+            if not row.ok:
+                if noise is None:
+                    plain = cmp.onnxruntime_session(model, compiled.threads, optimize=False)
+                    noise = cmp.compare(cmp.run_onnxruntime(plain, inputs), reference)
+                own = next(r.max_abs for r in noise if r.name == row.name)
+                if row.max_abs <= 2 * own:
+                    verdict = (f"PASS within onnxruntime's own rounding (its optimised and "
+                               f"unoptimised graphs differ by {own:.3g})")
+                else:
+                    status = 1
+            print(f"check {row.name}: max abs error {row.max_abs:.3g}, max rel error "
+                  f"{row.max_rel:.3g} (to max |onnxruntime|), rtol {cmp.RTOL:g} atol "
+                  f"{cmp.ATOL:g}: {verdict}")
+    if args.bench:
+        ours, theirs = cmp.bench_pair(compiled.execute,
+                                      lambda: cmp.run_onnxruntime(session, inputs),
+                                      repeat=args.repeat)
+        print(f"bench: cnngraph {ours * 1e3:.2f} ms, onnxruntime {theirs * 1e3:.2f} ms "
+              f"(medians of {args.repeat}, alternating, {compiled.threads} thread(s)): "
+              f"{ours / theirs:.2f}x onnxruntime's latency")
+    return status
 
 
 def cmd_examples(args) -> int:

@@ -222,3 +222,59 @@ def conv_transpose_reference(x, w, b, strides, pads_begin, dilations, group, out
     if b is not None:
         y = y + b.reshape((1, -1) + (1,) * rank)
     return y
+
+
+# The activations a FusedConv applies after its bias and residual: name -> (FLOPs per element,
+# numpy reference of y = f(x, *params)). ``params`` are Clip's (min, max), LeakyRelu's alpha,
+# HardSigmoid's (alpha, beta).
+FUSED_ACTIVATIONS = {
+    "": (0, lambda x: x),
+    "Relu": (1, lambda x: np.maximum(x, 0)),
+    "Clip": (2, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi)),
+    "LeakyRelu": (2, lambda x, alpha: np.where(x < 0, alpha * x, x)),
+    "Sigmoid": (4, lambda x: 1 / (1 + np.exp(-x))),
+    "Tanh": (1, np.tanh),
+    "HardSigmoid": (4, lambda x, alpha, beta: np.clip(alpha * x + beta, 0, 1)),
+    "HardSwish": (5, lambda x: x * np.clip(x / 6 + 0.5, 0, 1)),
+}
+
+
+@register
+class FusedConv(Conv):
+    """Y = act(Conv(X, W, B) + R): a Conv with its bias, an optional residual R (input 3, of
+    Y's shape) and an activation (``activation``: '', Relu, Clip, LeakyRelu, Sigmoid, Tanh,
+    HardSigmoid, HardSwish; its settings in ``activation_params``). cnngraph's compile passes
+    make it (domain ''; ONNX has no such op); shapes and MACs are Conv's."""
+
+    op_type = "FusedConv"
+    attrs = {**Conv.attrs, "activation": "", "activation_params": ()}
+    in_place = (3,)  # Y may overwrite the residual when it dies here
+
+    def activation(self, call: Call):
+        name = call.attr("activation")
+        name = name.decode() if isinstance(name, bytes) else name
+        if name not in FUSED_ACTIVATIONS:
+            raise call.error(f"activation '{name}' is not one of "
+                             f"{', '.join(a for a in FUSED_ACTIVATIONS if a)}")
+        return name, tuple(float(p) for p in call.attr("activation_params"))
+
+    def infer(self, call: Call) -> list[TensorType]:
+        outs = super().infer(call)
+        self.activation(call)
+        if call.has_input(3) and call.shape(3) != outs[0].shape:
+            raise call.error(f"residual shape {list(call.shape(3))} must be the output's "
+                             f"{list(outs[0].shape)}")
+        return outs
+
+    def other_flops(self, call: Call, outs: list[TensorType]) -> int:
+        """|Y| per bias and residual add, plus the activation's FLOPs per element"""
+        per = int(call.has_input(2)) + int(call.has_input(3))
+        per += FUSED_ACTIVATIONS[self.activation(call)[0]][0]
+        return outs[0].size * per
+
+    def evaluate(self, call: Call) -> list[np.ndarray]:
+        (y,) = super().evaluate(call)
+        if call.has_input(3):
+            y = y + call.values[3]
+        name, params = self.activation(call)
+        return [np.asarray(FUSED_ACTIVATIONS[name][1](y, *params)).astype(y.dtype, copy=False)]
