@@ -1,0 +1,336 @@
+"""The native conv / dense kernels (cnngraph._native.conv) against numpy references.
+
+Oracle: cnngraph.ops.conv.conv_reference in float64, then the epilogue
+out = act(conv + bias + residual). Both kernel flavours run: AVX2/FMA (when the CPU has it)
+and the portable C path.
+"""
+
+import importlib.util
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnngraph.ops.conv import conv_reference
+
+HAVE_NATIVE = importlib.util.find_spec("cnngraph._native.conv") is not None
+pytestmark = [
+    pytest.mark.native,
+    pytest.mark.skipif(not HAVE_NATIVE, reason="compiled extension not built: pip install -e ."),
+]
+
+if HAVE_NATIVE:
+    from cnngraph._native import native
+
+    conv = native("conv")
+    ISAS = ["generic"] + (["avx2"] if conv.set_isa("avx2") == "avx2" else [])
+else:  # pragma: no cover
+    ISAS = ["generic"]
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    conv.set_isa(request.param)
+    yield request.param
+    conv.set_isa("avx2")
+
+
+def act_ref(v, activation, alpha=None, beta=None):
+    if activation == "none":
+        return v
+    if activation == "relu":
+        return np.maximum(v, 0)
+    if activation == "leaky_relu":
+        return np.where(v > 0, v, (0.01 if alpha is None else alpha) * v)
+    if activation == "clip":
+        return np.clip(v, alpha, beta)
+    if activation == "relu6":
+        return np.clip(v, 0, 6)
+    if activation == "sigmoid":
+        return 1 / (1 + np.exp(-v))
+    if activation == "hardsigmoid":
+        a, b = (0.2 if alpha is None else alpha), (0.5 if beta is None else beta)
+        return np.clip(a * v + b, 0, 1)
+    if activation == "hardswish":
+        return v * np.clip(v / 6 + 0.5, 0, 1)
+    raise AssertionError(activation)
+
+
+def reference(x, w, b, strides, pads, dilations, group, residual=None, activation="none",
+              alpha=None, beta=None):
+    # conv_reference takes ONNX pads (begins then ends): (top, left, bottom, right) already is
+    y = conv_reference(x.astype(np.float64), w.astype(np.float64),
+                       None if b is None else b.astype(np.float64), strides, pads, dilations, group)
+    if residual is not None:
+        y = y + residual
+    return act_ref(y, activation, alpha, beta)
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def run_conv(x, w, b=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1,
+             residual=None, threads=1, **act):
+    pc = conv.PackedConv(w, b, strides, pads, dilations, group, **act)
+    out = np.full(pc.output_shape(x.shape), np.nan, np.float32)
+    pc.run(x, out, residual, threads=threads)
+    return out
+
+
+# --------------------------------------------------------------------------------------- by hand
+
+def test_ones_3x3_pad1_by_hand(isa):
+    # x (1,1,3,3) ones, w (1,1,3,3) ones, pad 1: corners see 4 taps, edges 6, the centre 9
+    x, w = np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 3, 3), np.float32)
+    y = run_conv(x, w, pads=(1, 1, 1, 1))
+    assert y[0, 0].tolist() == [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
+
+
+def test_stride_dilation_asymmetric_pads_by_hand(isa):
+    # x (1,1,1,5) = 1..5, w (1,1,1,2) = [1, 10], dilation 2, stride 2, pad left 1 right 0:
+    # padded row [0,1,2,3,4,5]; taps at j and j+2 for j = 0, 2 -> [0+10*2, 2+10*4] = [20, 42]
+    x = np.arange(1, 6, dtype=np.float32).reshape(1, 1, 1, 5)
+    w = np.array([1, 10], np.float32).reshape(1, 1, 1, 2)
+    y = run_conv(x, w, strides=(1, 2), pads=(0, 1, 0, 0), dilations=(1, 2))
+    assert y.shape == (1, 1, 1, 2) and y[0, 0, 0].tolist() == [20, 42]
+
+
+def test_epilogue_order_by_hand(isa):
+    # 1x1 conv by 2, bias -3, residual 1: relu(2x - 3 + 1) for x = [0, 1, 2] -> [0, 0, 2]
+    x = np.array([0, 1, 2], np.float32).reshape(1, 1, 1, 3)
+    w = np.full((1, 1, 1, 1), 2, np.float32)
+    r = np.ones((1, 1, 1, 3), np.float32)
+    y = run_conv(x, w, np.array([-3], np.float32), residual=r, activation="relu")
+    assert y[0, 0, 0].tolist() == [0, 0, 2]
+
+
+def test_depthwise_multiplier_by_hand(isa):
+    # 2 input channels, group 2, 2 outputs per group (multiplier 2), 1x1 kernel [1, 2, 3, 4]:
+    # outputs = [x0, 2 x0, 3 x1, 4 x1]
+    x = np.array([5, 7], np.float32).reshape(1, 2, 1, 1)
+    w = np.array([1, 2, 3, 4], np.float32).reshape(4, 1, 1, 1)
+    y = run_conv(x, w, group=2)
+    assert y.ravel().tolist() == [5, 10, 21, 28]
+
+
+def test_dense_by_hand(isa):
+    # x (2,2) @ w(3,2).T + b: rows [1,-1] and [2,1]
+    w = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
+    b = np.array([0.5, 0, -20], np.float32)
+    x = np.array([[1, -1], [2, 1]], np.float32)
+    out = np.empty((2, 3), np.float32)
+    conv.PackedDense(w, b).run(x, out)
+    assert out.tolist() == [[-0.5, -1, -21], [4.5, 10, -4]]
+    conv.PackedDense(w, b, activation="relu").run(x, out, residual=out)  # in place
+    assert out.tolist() == [[0, 0, 0], [9, 20, 0]]
+
+
+# --------------------------------------------------------------------------------------- random
+
+@st.composite
+def conv_cases(draw):
+    group = draw(st.sampled_from([1, 1, 1, 2, 3, "dw"]))
+    if group == "dw":
+        c = draw(st.integers(1, 12))
+        group, mg = c, draw(st.sampled_from([1, 1, 2]))
+    else:
+        c = group * draw(st.integers(1, 9))
+        mg = draw(st.integers(1, 20))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pads = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]), 20))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]), 20))
+    n = draw(st.integers(1, 2))
+    act = draw(st.sampled_from(["none", "relu", "leaky_relu", "clip", "relu6", "sigmoid",
+                                "hardsigmoid", "hardswish"]))
+    bias = draw(st.booleans())
+    residual = draw(st.sampled_from([None, "separate", "inplace"]))
+    return dict(n=n, c=c, h=h, w=w, m=mg * group, kh=kh, kw=kw, strides=(sh, sw), pads=pads,
+                dilations=(dh, dw), group=group, act=act, bias=bias, residual=residual,
+                seed=draw(st.integers(0, 2**16)))
+
+
+def check_case(case, threads):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"])).astype(np.float32)
+    w = rng.standard_normal((case["m"], case["c"] // case["group"], case["kh"],
+                             case["kw"])).astype(np.float32)
+    b = rng.standard_normal(case["m"]).astype(np.float32) if case["bias"] else None
+    act = {"activation": case["act"]}
+    if case["act"] == "clip":
+        act.update(alpha=-0.5, beta=0.7)
+    pc = conv.PackedConv(w, b, case["strides"], case["pads"], case["dilations"], case["group"],
+                         **act)
+    shape = pc.output_shape(x.shape)
+    res = rng.standard_normal(shape).astype(np.float32) if case["residual"] else None
+    want = reference(x, w, b, case["strides"], case["pads"], case["dilations"], case["group"],
+                     res, **act)
+    out = res.copy() if case["residual"] == "inplace" else np.full(shape, np.nan, np.float32)
+    pc.run(x, out, out if case["residual"] == "inplace" else res, threads=threads)
+    np.testing.assert_allclose(out, want, rtol=RTOL, atol=ATOL * max(1.0, np.abs(want).max()))
+    return out
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case=conv_cases(), threads=st.sampled_from([1, 2]))
+def test_random_convs_match_reference(isa, case, threads):
+    check_case(case, threads)
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=conv_cases())
+def test_thread_counts_agree(case):
+    # bit for bit: the panel grid and K blocking depend on the shapes only, never on threads
+    a = check_case(case, 1)
+    np.testing.assert_array_equal(a, check_case(case, 2))
+    np.testing.assert_array_equal(a, check_case(case, 3))
+
+
+@pytest.mark.parametrize("shape", [
+    # (C, H, W, M, K, stride, pad, group): sizes that cross the kernel's blocks (K > 256,
+    # spatial > 1536 columns, M not a multiple of 6, 7x7 tails), and ResNet/MobileNet layers
+    (64, 56, 56, 64, 3, 1, 1, 1),
+    (300, 9, 9, 70, 1, 1, 0, 1),
+    (96, 14, 14, 130, 3, 2, 1, 1),
+    (512, 7, 7, 20, 3, 1, 1, 1),
+    (3, 61, 47, 16, 7, 2, 3, 1),
+    (64, 40, 40, 64, 3, 1, 1, 64),
+    (32, 29, 33, 32, 3, 2, 1, 32),
+    (8, 10, 10, 8, 9, 1, 4, 8),   # depthwise 9x9: more taps than the unrolled path holds
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_block_crossing_shapes(isa, shape, threads):
+    c, h, w, m, k, s, p, g = shape
+    x, wt = rand(1, c, h, w, seed=1), rand(m, c // g, k, k, seed=2)
+    b, r = rand(m, seed=3), None
+    pc = conv.PackedConv(wt, b, (s, s), (p, p, p, p), (1, 1), g, activation="relu")
+    r = rand(*pc.output_shape(x.shape), seed=4)
+    out = r.copy()
+    pc.run(x, out, out, threads=threads)
+    want = reference(x, wt, b, (s, s), (p, p, p, p), (1, 1), g, r, "relu")
+    np.testing.assert_allclose(out, want, rtol=RTOL, atol=ATOL * np.abs(want).max())
+    if threads == 2:  # the threaded splits (column chunks, shared-B row chunks) change no bit
+        one = r.copy()
+        pc.run(x, one, one, threads=1)
+        np.testing.assert_array_equal(out, one)
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=st.integers(1, 14), k=st.integers(1, 300), m=st.integers(1, 40),
+       act=st.sampled_from(["none", "relu", "sigmoid"]), bias=st.booleans(),
+       residual=st.sampled_from([None, "separate", "inplace"]), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 1000))
+def test_dense_matches_numpy(batch, k, m, act, bias, residual, threads, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, k)).astype(np.float32)
+    w = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32) if bias else None
+    r = rng.standard_normal((batch, m)).astype(np.float32) if residual else None
+    want = x.astype(np.float64) @ w.T.astype(np.float64)
+    if bias:
+        want += b
+    if residual:
+        want += r
+    want = act_ref(want, act)
+    out = r.copy() if residual == "inplace" else np.full((batch, m), np.nan, np.float32)
+    conv.PackedDense(w, b, activation=act).run(
+        x, out, out if residual == "inplace" else r, threads=threads)
+    np.testing.assert_allclose(out, want, rtol=RTOL, atol=ATOL * max(1.0, np.abs(want).max()))
+
+
+def test_caller_scratch_and_scratch_bytes():
+    x, w = rand(1, 8, 12, 12), rand(16, 8, 3, 3)
+    pc = conv.PackedConv(w, pads=(1, 1, 1, 1))
+    need = pc.scratch_bytes(x.shape, threads=2)
+    assert need > 0 and pc.scratch_bytes(x.shape, threads=1) < need
+    out = np.empty(pc.output_shape(x.shape), np.float32)
+    pc.run(x, out, threads=2, scratch=np.empty(need, np.uint8))
+    np.testing.assert_allclose(out, reference(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+                               rtol=RTOL, atol=1e-4)
+    with pytest.raises(ValueError, match="scratch has"):
+        pc.run(x, out, threads=2, scratch=np.empty(need - 1, np.uint8))
+
+
+# --------------------------------------------------------------------------------------- errors
+
+def test_argument_errors():
+    w = rand(4, 2, 3, 3)
+    with pytest.raises(ValueError, match="4-D"):
+        conv.PackedConv(w[0])
+    with pytest.raises(ValueError, match="divisible by group"):
+        conv.PackedConv(rand(5, 1, 3, 3), group=2)
+    with pytest.raises(ValueError, match="pads"):
+        conv.PackedConv(w, pads=(1, 1))
+    with pytest.raises(ValueError, match=">= 1"):
+        conv.PackedConv(w, strides=(0, 1))
+    with pytest.raises(ValueError, match="activation"):
+        conv.PackedConv(w, activation="gelu")
+    with pytest.raises(ValueError, match="bias"):
+        conv.PackedConv(w, rand(3))
+    pc = conv.PackedConv(w, pads=(1, 1, 1, 1))
+    x = rand(1, 2, 5, 5)
+    out = np.empty((1, 4, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="channels"):
+        pc.run(rand(1, 3, 5, 5), out)
+    with pytest.raises(ValueError, match="float32"):
+        pc.run(x.astype(np.float64), out)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        pc.run(np.asfortranarray(x), out)
+    with pytest.raises(ValueError, match="out has shape"):
+        pc.run(x, np.empty((1, 4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="residual has shape"):
+        pc.run(x, out, residual=np.empty((1, 4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="writable"):
+        ro = np.empty_like(out)
+        ro.flags.writeable = False
+        pc.run(x, ro)
+    with pytest.raises(ValueError, match="threads"):
+        pc.run(x, out, threads=-1)
+    with pytest.raises(ValueError, match="smaller than"):
+        conv.PackedConv(rand(1, 1, 5, 5)).output_shape((1, 1, 3, 3))
+    big = np.zeros(2 * out.size, np.float32)
+    with pytest.raises(ValueError, match="partly overlaps"):
+        pc.run(x, big[:out.size].reshape(out.shape),
+               residual=big[8:8 + out.size].reshape(out.shape))
+    xy = np.zeros((1, 4, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="overlaps out"):
+        conv.PackedConv(rand(4, 4, 1, 1)).run(xy, xy)
+    with pytest.raises(ValueError, match="expected"):
+        conv.PackedDense(rand(3, 4)).run(rand(2, 5), np.empty((2, 3), np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        conv.PackedDense(rand(3, 4, 1))
+
+
+def test_docstring_examples():
+    # tests/test_docstrings.py leaves the compiled modules out; this one's examples run here
+    import doctest
+
+    assert doctest.testmod(conv, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_threads_survive_fork():
+    # the worker pool is rebuilt in a forked child instead of waiting on threads it lacks
+    import multiprocessing as mp
+
+    x, w = rand(1, 8, 12, 12), rand(16, 8, 3, 3)
+    pc = conv.PackedConv(w, pads=(1, 1, 1, 1))
+    out = np.empty(pc.output_shape(x.shape), np.float32)
+    pc.run(x, out, threads=2)  # the parent's pool exists now
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_run_in_child, (x, w)).get(timeout=60)
+    np.testing.assert_allclose(got, out, rtol=1e-6, atol=1e-6)
+
+
+def _run_in_child(x, w):
+    pc = conv.PackedConv(w, pads=(1, 1, 1, 1))
+    out = np.empty(pc.output_shape(x.shape), np.float32)
+    pc.run(x, out, threads=2)
+    return out
