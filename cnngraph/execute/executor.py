@@ -149,6 +149,9 @@ def run(graph: Graph, inputs: Mapping[str, np.ndarray], threads: Optional[int] =
     return compile(graph, batch=batch, threads=threads).run(inputs)
 
 
+_CACHE_LIMIT = 1 << 16  # constants up to this many bytes are decoded once and kept
+
+
 def _compile(graph, batch, threads, input_shapes) -> Compiled:
     threads = int(threads) if threads else (os.cpu_count() or 1)
     g = optimize(graph, batch=batch, input_shapes=input_shapes)
@@ -186,7 +189,8 @@ def _compile(graph, batch, threads, input_shapes) -> Compiled:
                     f"'{name}', computed before the run from constants without values,")
             raise NodeError(node, f"reads {what} which has no value: {STRUCTURE_ONLY_HINT}")
         v = np.asarray(v, dtype=dtypes.numpy_dtype(shapes.types[name].dtype))
-        constants[name] = v
+        if v.nbytes <= _CACHE_LIMIT:  # weights are packed by their kernel: not held twice
+            constants[name] = v
         return v
 
     steps: list[tuple[str, Kernel]] = []

@@ -226,12 +226,12 @@ def fold_batchnorm(graph: Graph) -> Graph:
     for conv in list(nodes.values()):
         if conv.op_type != "Conv" or conv.domain not in ("", "ai.onnx") or conv.name in dropped:
             continue
-        w = _value(graph, conv.inputs[1])
+        w = graph.constants.get(conv.inputs[1])  # its metadata: the bytes are read lazily
         has_bias = len(conv.inputs) > 2 and bool(conv.inputs[2])
         b = _value(graph, conv.inputs[2]) if has_bias else None
-        if w is None or (has_bias and b is None):
+        if w is None or w.loader is None or (has_bias and b is None):
             continue
-        channels, rank = w.shape[0], w.ndim
+        channels, rank = w.shape[0], len(w.shape)
         scale, shift = np.ones(channels), (b.astype(np.float64) if has_bias
                                            else np.zeros(channels))
         out = conv.outputs[0]
@@ -249,9 +249,10 @@ def fold_batchnorm(graph: Graph) -> Graph:
         changed = True
         wname, bname = _fresh(constants, conv.name + "/W_folded"), _fresh(constants,
                                                                           conv.name + "/B_folded")
-        constants[wname] = constant_of(
-            wname, (w * scale.reshape((-1,) + (1,) * (rank - 1))).astype(w.dtype))
-        constants[bname] = constant_of(bname, shift.astype(w.dtype))
+        # computed when a kernel packs it, not held: a model's weights exist once at a time
+        constants[wname] = w._replace(name=wname, loader=functools.partial(
+            _scaled, w, scale.reshape((-1,) + (1,) * (rank - 1))))
+        constants[bname] = constant_of(bname, shift.astype(dtypes.numpy_dtype(w.dtype)))
         nodes[conv.name] = Node(conv.name, conv.op_type, (conv.inputs[0], wname, bname), (out,),
                                 conv.attrs, conv.block, conv.domain)
     if not changed:
@@ -259,6 +260,11 @@ def fold_batchnorm(graph: Graph) -> Graph:
     # A folded chain ends at its last node's output: keep the Conv where that node was, so
     # the model's order stays valid.
     return rebuild(graph, _in_place_of(graph, nodes, dropped), constants)
+
+
+def _scaled(weight: Constant, scale: np.ndarray) -> np.ndarray:
+    w = weight.value()
+    return (w * scale).astype(w.dtype)
 
 
 def _fresh(taken, name: str) -> str:
