@@ -98,17 +98,27 @@ def place(sizes, starts, ends, alignment: int = 64, time_budget: float = 0.05,
                      greedy_arenas, int(iters))
 
 
+# Above this many tensors `place_groups` places each group as one rectangle (its whole span
+# over its whole lifetime) with the native placer: exact slices are placed in Python, whose
+# cost grows with the tensors alive at once.
+GROUP_EXACT_LIMIT = 2_000
+
+
 def place_groups(sizes, starts, ends, groups, alignment: int = 64) -> Placement:
     """`place` when some tensors must lie together: each group (tensor, byte offset) is the
     slices of one eliminated Concat, placed as one unit at an aligned base with every slice
     at base + its offset and alive only over its own steps, so the group's bytes rise as its
-    slices are produced. Other tensors are units of one. Best of four first-fit orders.
+    slices are produced. Other tensors are units of one. Best of four first-fit orders. Past
+    GROUP_EXACT_LIMIT tensors, a group is one rectangle alive over all its slices' steps
+    (valid, possibly larger) and the native `place` runs.
 
     >>> p = place_groups([64, 64, 128], [0, 1, 0], [2, 2, 0], [[(0, 0), (1, 64)]])
     >>> p.offsets, p.arena_bytes, p.lower_bound_bytes
     ((0, 64, 64), 192, 192)
     """
     n = len(sizes)
+    if n > GROUP_EXACT_LIMIT:
+        return _place_rectangles(sizes, starts, ends, groups, alignment)
     aligned = _aligned(sizes, alignment)
     in_group = {t for g in groups for t, _ in g}
     units = [list(g) for g in groups] + [[(t, 0)] for t in range(n) if t not in in_group]
@@ -116,19 +126,26 @@ def place_groups(sizes, starts, ends, groups, alignment: int = 64) -> Placement:
     span = [max(off + occupied[t] for t, off in u) for u in units]
     first = [min(starts[t] for t, _ in u) for u in units]
     last = [max(ends[t] for t, _ in u) for u in units]
+    steps = max((int(e) for e in ends), default=-1) + 1
     keys = {"size": lambda u: (-span[u], u), "start": lambda u: (first[u], -span[u], u),
             "length": lambda u: (-(last[u] - first[u]), -span[u], u),
             "area": lambda u: (-span[u] * (last[u] - first[u] + 1), u)}
     best = None
     for name, key in keys.items():
         offsets = [0] * n
-        placed: list = []  # (start, end, lo, hi) of placed tensors
+        alive: list = [[] for _ in range(steps)]  # per step: placed tensors alive then
         for u in sorted(range(len(units)), key=key):
             forbidden = []  # open intervals of bases where a member would overlap
             for t, off in units[u]:
-                for a, b, lo, hi in placed:
-                    if a <= ends[t] and starts[t] <= b and occupied[t] and hi > lo:
-                        forbidden.append((lo - off - occupied[t], hi - off))
+                if not occupied[t]:
+                    continue
+                seen = set()
+                for step in range(starts[t], ends[t] + 1):
+                    for j in alive[step]:
+                        if j not in seen:
+                            seen.add(j)
+                            forbidden.append((offsets[j] - off - occupied[t],
+                                              offsets[j] + occupied[j] - off))
             base = 0
             for a, b in sorted(forbidden):
                 if base <= a:
@@ -137,11 +154,13 @@ def place_groups(sizes, starts, ends, groups, alignment: int = 64) -> Placement:
                     base = -(-b // alignment) * alignment
             for t, off in units[u]:
                 offsets[t] = base + off
-                placed.append((starts[t], ends[t], base + off, base + off + occupied[t]))
+                if occupied[t]:
+                    for step in range(starts[t], ends[t] + 1):
+                        alive[step].append(t)
         arena = max((o + z for o, z in zip(offsets, occupied)), default=0)
         if best is None or arena < best[1]:
             best = (offsets, arena, name)
-    live = np.zeros(max((int(e) for e in ends), default=-1) + 2, dtype=np.int64)
+    live = np.zeros(steps + 1, dtype=np.int64)
     for t in range(n):
         live[starts[t]] += occupied[t]
         live[ends[t] + 1] -= occupied[t]
@@ -149,6 +168,34 @@ def place_groups(sizes, starts, ends, groups, alignment: int = 64) -> Placement:
     offsets, arena, name = best
     return Placement(tuple(offsets), arena, lb, f"groups/{name}/first-fit",
                      {f"groups/{name}": arena}, 0)
+
+
+def _place_rectangles(sizes, starts, ends, groups, alignment) -> Placement:
+    """Each group as one tensor spanning its slices, alive from its first slice's start to
+    its last slice's end; the rest as they are; the native placer; slices at base + offset.
+    The lower bound stays that of the slices' own lifetimes."""
+    in_group = {t for g in groups for t, _ in g}
+    singles = [t for t in range(len(sizes)) if t not in in_group]
+    usize = [int(sizes[t]) for t in singles] + [max(off + int(sizes[t]) for t, off in g)
+                                                for g in groups]
+    ustart = [int(starts[t]) for t in singles] + [min(starts[t] for t, _ in g) for g in groups]
+    uend = [int(ends[t]) for t in singles] + [max(ends[t] for t, _ in g) for g in groups]
+    p = place(usize, ustart, uend, alignment=alignment)
+    offsets = [0] * len(sizes)
+    for k, t in enumerate(singles):
+        offsets[t] = p.offsets[k]
+    for k, g in enumerate(groups):
+        for t, off in g:
+            offsets[t] = p.offsets[len(singles) + k] + off
+    grouped = [int(sizes[t]) if t in in_group else -(-int(sizes[t]) // alignment) * alignment
+               for t in range(len(sizes))]
+    live = np.zeros(max((int(e) for e in ends), default=-1) + 2, dtype=np.int64)
+    for t in range(len(sizes)):
+        live[starts[t]] += grouped[t]
+        live[ends[t] + 1] -= grouped[t]
+    lb = int(np.cumsum(live).max()) if len(sizes) else 0
+    return Placement(tuple(offsets), p.arena_bytes, lb, f"groups as rectangles/{p.strategy}",
+                     p.greedy_arenas, p.search_iterations)
 
 
 def greedy(sizes, starts, ends, alignment: int = 64, strategy="size/first-fit"):

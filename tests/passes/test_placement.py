@@ -240,3 +240,20 @@ def test_a_large_graph_like_instance_is_placed_validly():
     p = place(sizes, starts, ends, time_budget=0.1)
     assert check_placement(sizes, starts, ends, p.offsets) == p.arena_bytes
     assert p.lower_bound_bytes <= p.arena_bytes <= 1.05 * p.lower_bound_bytes
+
+
+def test_groups_as_rectangles_past_the_exact_limit(monkeypatch):
+    import cnngraph
+    from cnngraph.passes import placement
+    from cnngraph.passes.plan import plan_memory
+
+    g = cnngraph.load("googlenet")
+    exact = plan_memory(g)
+    monkeypatch.setattr(placement, "GROUP_EXACT_LIMIT", 10)
+    rect = plan_memory(g)
+    assert rect.placement.strategy.startswith("groups as rectangles")
+    check_placement(rect.problem.sizes, rect.starts, rect.ends, rect.placement.offsets, 64,
+                    rect.problem.groups)
+    # a rectangle holds a slice before its producer runs: never smaller than exact slices
+    assert rect.arena_bytes >= exact.arena_bytes
+    assert rect.placement.lower_bound_bytes == exact.placement.lower_bound_bytes
