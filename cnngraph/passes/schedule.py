@@ -232,30 +232,29 @@ def memory_problem(graph, shapes, dtype: str = "float32",
 def order_live(problem: MemoryProblem, order: Sequence[int]):
     """(live bytes per step, peak) of running ``order``, by the liveness core."""
     n = problem.n
-    order = list(order)
-    if sorted(order) != list(range(n)):
+    order = np.asarray(order, dtype=np.int64).reshape(-1)
+    if order.shape[0] != n or not np.array_equal(np.sort(order), np.arange(n)):
         raise ValueError("order must be a permutation of the problem's nodes")
-    pos = [0] * n
-    for s, v in enumerate(order):
-        pos[v] = s
-    preds = problem.all_preds()
-    for v in range(n):
-        for u in preds[v]:
-            if pos[u] > pos[v]:
-                raise ValueError(f"order runs node {v} before its predecessor {u}")
     if n == 0:
         return (), 0
-    reads = []
-    for t, cs in enumerate(problem.consumers):
-        r = [pos[c] for c in cs]
-        if problem.pinned[t]:
-            r.append(n - 1)
-        reads.append(r)
-    ptr = np.cumsum([0] + [len(r) for r in reads])
-    live, peak, _ = liveness(list(problem.sizes),
-                             [pos[p] if p >= 0 else -1 for p in problem.producer],
-                             ptr, [s for r in reads for s in r], n)
-    return tuple(int(x) for x in live), int(peak)
+    a = problem.arrays()
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n, dtype=np.int64)
+    pred_ptr, pred_idx = a["pred_ptr"], a["pred_idx"]
+    node_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(pred_ptr))
+    late = pos[pred_idx] > pos[node_of]
+    if late.any():
+        k = int(np.argmax(late))
+        raise ValueError(f"order runs node {int(node_of[k])} before its predecessor "
+                         f"{int(pred_idx[k])}")
+    # each tensor's reads: its consumers' steps, then the last step if pinned (graph outputs)
+    cons_ptr, pinned = a["cons_ptr"], a["pinned"]
+    reads = np.insert(pos[a["cons_idx"]], np.repeat(cons_ptr[1:], pinned), n - 1)
+    ptr = cons_ptr + np.concatenate(([0], np.cumsum(pinned)))
+    producer = a["producer"]
+    steps = np.where(producer >= 0, pos[np.maximum(producer, 0)], -1)
+    live, peak, _ = liveness(a["sizes"], steps, ptr, reads, n)
+    return tuple(live.tolist()), int(peak)
 
 
 def order_peak(problem: MemoryProblem, order: Sequence[int]) -> int:
