@@ -80,6 +80,8 @@ def exported(name: str):
     pytest.param("resnet50", 1, marks=slow), pytest.param("se_resnet50", 1, marks=slow),
     pytest.param("xception", 1, marks=slow), pytest.param("alexnet", 2, marks=slow),
     pytest.param("mobilenet_v1", 2, marks=slow), pytest.param("vgg16", 1, marks=slow),
+    pytest.param("resnet34", 1, marks=slow), pytest.param("resnet101", 1, marks=slow),
+    pytest.param("resnet152", 1, marks=slow),
 ])
 def test_zoo_export(name, batch):
     check_against_onnxruntime(*exported(name), batch=batch)
