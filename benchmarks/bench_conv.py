@@ -211,8 +211,12 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, nargs="*", help="thread counts (default 1 2)")
     ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--layers", nargs="*", help="substrings of layer names to run")
+    ap.add_argument("--winograd", choices=["auto", "off", "on"], default="auto",
+                    help="Winograd F(2x2,3x3) for the 3x3 stride-1 convs (default auto: where "
+                         "faster)")
     args = ap.parse_args(argv)
     conv = native("conv")
+    conv.set_winograd(args.winograd)
     threads = args.threads or ([1] if args.quick else [1, 2])
     repeats = 3 if args.quick else args.repeats
     layers = [ly for ly in LAYERS
@@ -258,6 +262,7 @@ def main(argv=None):
         RESULTS.write_text(json.dumps({
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "cores": conv.default_threads(), "isa": conv.isa()},
+            "winograd": args.winograd,
             "onnxruntime": onnxruntime.__version__,
             "peak_gflops": peaks, "layers": rows, "resnet50_weighted": summary,
             "markdown": md}, indent=1) + "\n")

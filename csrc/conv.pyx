@@ -11,7 +11,8 @@ Epilogue: ``out = act(conv(x) + bias + residual)``, the order of ONNX's fused pa
 (alpha, beta; defaults 0.2, 0.5), "hardswish".
 
 Kernels: csrc/conv_kernels.c (AVX2/FMA chosen at run time, portable C otherwise), threads
-from a small persistent pool inside it. Test oracle: cnngraph.ops.conv.conv_reference.
+from a small persistent pool inside it. 3x3 stride-1 convs run Winograd F(2x2, 3x3) where it
+is faster (``set_winograd`` / CNNGRAPH_WINOGRAD force or disable it). Test oracle: cnngraph.ops.conv.conv_reference.
 """
 from libc.stdint cimport uintptr_t
 
@@ -38,6 +39,7 @@ cdef extern from "conv_kernels.h" nogil:
         int Cg, Mg, K, mpanels, depthwise
         const float *wpacked
         const float *bias
+        int wino, wkc
 
     ctypedef struct cg_dense_t:
         int K, M
@@ -60,6 +62,9 @@ cdef extern from "conv_kernels.h" nogil:
     int cg_isa()
     int cg_set_isa(int want)
     int cg_num_procs()
+    int cg_set_winograd(int mode)
+    int cg_conv_uses_winograd(const cg_conv_t *p, int H, int W)
+    void cg_set_wino_blocking(int vfloats, int mb)
     void cg_set_blocking(int kc, int mc, int nc, int dk)
     double cg_fma_loop(long iters, int threads)
 
@@ -91,6 +96,32 @@ def _set_blocking(int kc=0, int mc=0, int nc=0, int direct_kmax=-1):
     direct mode (-1 keeps it, 0 turns direct mode off): for tuning only. Not thread safe
     against running convs; scratch_bytes changes with them. Results stay within rounding."""
     cg_set_blocking(kc, mc, nc, direct_kmax)
+
+
+_WINO_MODES = {"auto": -1, "off": 0, "on": 1}
+
+
+def set_winograd(mode):
+    """Winograd F(2x2, 3x3) for 3x3 stride-1 dilation-1 group-1 convs, read when a PackedConv is
+    constructed: "auto" (the default: used where measured faster, AVX2 only), "off", or "on"
+    (every eligible conv, any input size and ISA; for tests). The environment variable
+    CNNGRAPH_WINOGRAD (auto/off/on) sets the initial mode. Returns the previous mode."""
+    if mode not in _WINO_MODES:
+        raise ValueError(f"winograd mode must be one of {sorted(_WINO_MODES)}, got {mode!r}")
+    prev = winograd_mode()
+    cg_set_winograd(_WINO_MODES[mode])
+    return prev
+
+
+def winograd_mode():
+    """The Winograd mode new PackedConvs get: "auto", "off" or "on"."""
+    return {v: k for k, v in _WINO_MODES.items()}[cg_set_winograd(-2)]
+
+
+def _set_wino_blocking(int vfloats=0, int mb=0):
+    """Winograd blocking (target floats of a thread's V block, rows per block; 0 keeps a
+    value): for tuning only, like _set_blocking."""
+    cg_set_wino_blocking(vfloats, mb)
 
 
 def default_threads():
@@ -183,9 +214,12 @@ cdef class PackedConv:
     """A float32 NCHW 2-D convolution with its weights packed once, and a fused epilogue.
 
     PackedConv(w, bias=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1,
-               activation="none", alpha=None, beta=None)
+               activation="none", alpha=None, beta=None, input_shape=None)
 
     w: (M, C/group, KH, KW) float32; bias: (M,) or None; pads = (top, left, bottom, right).
+    ``input_shape``: the shape it will run on (a compiled graph's), so that only the weights
+    of the path that shape takes are packed (a Winograd layer holds no im2col copy); other
+    shapes then still run, on that path.
     ``run(x, out, residual=None, threads=None, scratch=None)`` computes
     ``out = act(conv(x, w) + bias + residual)``.
 
@@ -208,7 +242,7 @@ cdef class PackedConv:
     cdef readonly str activation
 
     def __init__(self, w, bias=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-                 int group=1, activation="none", alpha=None, beta=None):
+                 int group=1, activation="none", alpha=None, beta=None, input_shape=None):
         if not isinstance(w, np.ndarray) or w.ndim != 4:
             raise ValueError(f"w must be a 4-D (M, C/group, KH, KW) numpy array, got "
                              f"{getattr(w, 'shape', type(w).__name__)}")
@@ -237,6 +271,14 @@ cdef class PackedConv:
         self.p.dh, self.p.dw = dilations
         self.p.act, self.p.alpha, self.p.beta = _act(activation, alpha, beta)
         cg_conv_init(&self.p)
+        if input_shape is not None:  # the one input it will run on: pack one path's weights
+            input_shape = tuple(int(v) for v in input_shape)
+            if len(input_shape) != 4 or min(input_shape) < 1:
+                raise ValueError(f"input_shape must be 4 positive ints (N, C, H, W), got "
+                                 f"{input_shape}")
+            if self.p.wino == 1 and cg_conv_uses_winograd(&self.p, input_shape[2],
+                                                          input_shape[3]):
+                self.p.wino = 2
         if bias is not None:
             if not isinstance(bias, np.ndarray) or bias.shape != (M,):
                 raise ValueError(f"bias must be a ({M},) numpy array, got "
@@ -256,6 +298,22 @@ cdef class PackedConv:
         self.strides, self.pads, self.dilations = strides, pads, dilations
         self.group = group
         self.activation = "none" if activation is None else activation
+
+    @property
+    def packed_bytes(self):
+        """Bytes of the packed weights this object holds."""
+        return self._wpacked.nbytes
+
+    @property
+    def winograd(self):
+        """False, "auto" (Winograd weights packed, used for inputs where it is faster) or "on"
+        (forced: used for every input)."""
+        return (False, "auto", "on")[self.p.wino]
+
+    def uses_winograd(self, input_shape):
+        """True when ``run`` on this input shape takes the Winograd F(2x2, 3x3) path."""
+        self.output_shape(input_shape)
+        return bool(cg_conv_uses_winograd(&self.p, int(input_shape[2]), int(input_shape[3])))
 
     @property
     def depthwise(self):
@@ -404,3 +462,14 @@ cdef class PackedDense:
         cdef uintptr_t rp = 0 if residual is None else residual.ctypes.data
         with nogil:
             cg_dense_run(&self.p, <const float*>xp, <float*>yp, <const float*>rp, b, s, t)
+
+
+def _init_winograd_from_env():
+    import os
+
+    mode = os.environ.get("CNNGRAPH_WINOGRAD", "").strip().lower()
+    if mode in _WINO_MODES:
+        set_winograd(mode)
+
+
+_init_winograd_from_env()

@@ -4,7 +4,9 @@
  * and asymmetric padding. Grouped and ordinary convs run as packed SGEMMs per (image, group)
  * (weights = A, prepacked once; im2col fused into the packing of B), or, for spatial kernels
  * of moderate K on AVX2, read B in place from a padded copy of the input; convs with one input
- * channel per group (depthwise, with any channel multiplier) run a direct kernel.
+ * channel per group (depthwise, with any channel multiplier) run a direct kernel. 3x3 stride-1
+ * convs with enough channels and output tiles run Winograd F(2x2, 3x3) (16 GEMMs on the same
+ * micro-kernels; cg_set_winograd forces or disables it).
  * Dense: y = act(x @ W^T + b), W (M, K) as in ONNX Gemm with transB=1, prepacked once.
  *
  * Epilogue order (what a fused Relu(Add(Conv(x) + b, r)) means):
@@ -42,6 +44,10 @@ typedef struct {
     int depthwise;      /* Cg == 1: direct kernel */
     const float *wpacked; /* set by the caller to the buffer cg_conv_pack filled */
     const float *bias;    /* M floats or NULL */
+    int wino;           /* Winograd F(2x2,3x3) weights packed too: 0 no, 1 auto (used where
+                         * measured faster), 2 forced (used for every input, and then the
+                         * only weights packed) */
+    int wkc;            /* Winograd: K (= C) block of the packed U, fixed at packing */
 } cg_conv_t;
 
 typedef struct {
@@ -68,6 +74,11 @@ void cg_dense_run(const cg_dense_t *p, const float *x, float *y, const float *re
 int cg_isa(void);            /* 1: AVX2/FMA kernels in use, 0: portable C */
 int cg_set_isa(int want);    /* returns the ISA now in use (AVX2 only if the CPU has it) */
 int cg_num_procs(void);
+/* Winograd F(2x2,3x3) for 3x3 stride-1 dilation-1 group-1 convs: -1 auto (default), 0 off,
+ * 1 on wherever eligible; read by cg_conv_init. Returns the mode now set. */
+int cg_set_winograd(int mode);
+int cg_conv_uses_winograd(const cg_conv_t *p, int H, int W);
+void cg_set_wino_blocking(int vfloats, int mb); /* <= 0 keeps a value */
 void cg_set_blocking(int kc, int mc, int nc, int dk); /* <= 0 (dk < 0) keeps a value */
 double cg_fma_loop(long iters, int threads); /* returns flops done (time it outside) */
 

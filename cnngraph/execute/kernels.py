@@ -183,7 +183,7 @@ def conv_kernel(ctx: Context, x: np.ndarray, w: np.ndarray, b: Optional[np.ndarr
             alpha, beta = (float(np.clip(p, -_FLT_MAX, _FLT_MAX)) for p in params)
         try:
             packed = mod.PackedConv(w, b, tuple(strides), tuple(pads), tuple(dilations),
-                                    int(group), name, alpha, beta)
+                                    int(group), name, alpha, beta, input_shape=x.shape)
             nbytes = packed.scratch_bytes(x.shape, ctx.threads)
         except (TypeError, ValueError):  # a case (or an interface) the native kernel lacks
             packed = None

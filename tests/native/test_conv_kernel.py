@@ -258,6 +258,137 @@ def test_caller_scratch_and_scratch_bytes():
         pc.run(x, out, threads=2, scratch=np.empty(need - 1, np.uint8))
 
 
+# --------------------------------------------------------------------------------------- Winograd
+
+@pytest.fixture
+def winograd_on():
+    prev = conv.set_winograd("on")
+    yield
+    conv.set_winograd(prev)
+
+
+@st.composite
+def winograd_cases(draw):
+    pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    h = draw(st.integers(max(1, 3 - pads[0] - pads[2]), 21))
+    w = draw(st.integers(max(1, 3 - pads[1] - pads[3]), 21))
+    act = draw(st.sampled_from(["none", "relu", "leaky_relu", "clip", "sigmoid", "hardswish"]))
+    return dict(n=draw(st.integers(1, 2)), c=draw(st.integers(2, 40)), h=h, w=w,
+                m=draw(st.integers(1, 40)), kh=3, kw=3, strides=(1, 1), pads=pads,
+                dilations=(1, 1), group=1, act=act, bias=draw(st.booleans()),
+                residual=draw(st.sampled_from([None, "separate", "inplace"])),
+                seed=draw(st.integers(0, 2**16)))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case=winograd_cases())
+def test_winograd_matches_reference_and_threads_agree(isa, winograd_on, case):
+    # F(2x2, 3x3) forced for every input: odd sizes (partial tiles), asymmetric pads, in-place
+    # residual, every epilogue; within rtol 1e-4 of the float64 reference (check_case) and
+    # bit for bit the same on 1, 2 and 3 threads
+    x_shape = (case["n"], case["c"], case["h"], case["w"])
+    pc = conv.PackedConv(np.zeros((case["m"], case["c"], 3, 3), np.float32), pads=case["pads"])
+    assert pc.winograd == "on" and pc.uses_winograd(x_shape)
+    a = check_case(case, 1)
+    np.testing.assert_array_equal(a, check_case(case, 2))
+    np.testing.assert_array_equal(a, check_case(case, 3))
+
+
+@pytest.mark.parametrize("shape", [
+    # (C, H, W, M, pad): ResNet-50's 3x3 layers; K blocks (C > 256), several tile blocks per
+    # image and row blocks (M > 48, not a multiple of 6), 8-tile groups straddling tile rows
+    (64, 56, 56, 64, 1),
+    (128, 28, 28, 128, 1),
+    (256, 14, 14, 256, 1),
+    (512, 7, 7, 512, 1),
+    (300, 9, 9, 70, 1),
+    (96, 40, 35, 53, 0),
+    (17, 23, 45, 100, 2),
+])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_winograd_block_crossing_shapes(isa, winograd_on, shape, threads):
+    c, h, w, m, p = shape
+    x, wt = rand(2, c, h, w, seed=1), rand(m, c, 3, 3, seed=2) / np.float32(np.sqrt(9 * c))
+    b = rand(m, seed=3)
+    pc = conv.PackedConv(wt, b, (1, 1), (p, p, p, p), (1, 1), 1, activation="relu")
+    assert pc.uses_winograd(x.shape)
+    r = rand(*pc.output_shape(x.shape), seed=4)
+    want = reference(x, wt, b, (1, 1), (p, p, p, p), (1, 1), 1, r, "relu")
+    out = r.copy()
+    need = pc.scratch_bytes(x.shape, threads)
+    pc.run(x, out, out, threads=threads, scratch=np.empty(need, np.uint8))  # exactly enough
+    np.testing.assert_allclose(out, want, rtol=RTOL, atol=RTOL * np.abs(want).max())
+    if threads > 1:
+        one = r.copy()
+        pc.run(x, one, one, threads=1)
+        np.testing.assert_array_equal(out, one)
+
+
+def test_winograd_selection():
+    w64 = rand(64, 64, 3, 3)
+    prev = conv.set_winograd("auto")
+    try:
+        assert conv.winograd_mode() == "auto"
+        pc = conv.PackedConv(w64, pads=(1, 1, 1, 1))
+        assert pc.winograd == "auto"
+        assert pc.uses_winograd((1, 64, 56, 56)) == (conv.isa() == "avx2")
+        assert not pc.uses_winograd((1, 64, 3, 3))  # too few tiles: the packed GEMM runs
+        # not eligible: other kernels, strides, dilations, groups; too few channels
+        assert not conv.PackedConv(rand(64, 64, 5, 5)).winograd
+        assert not conv.PackedConv(w64, strides=(2, 2)).winograd
+        assert not conv.PackedConv(w64, dilations=(2, 1)).winograd
+        assert not conv.PackedConv(rand(64, 32, 3, 3), group=2).winograd
+        assert not conv.PackedConv(rand(64, 64, 3, 3), group=64).winograd
+        assert not conv.PackedConv(rand(8, 8, 3, 3)).winograd
+        conv.set_winograd("off")
+        assert not conv.PackedConv(w64).winograd
+        conv.set_winograd("on")
+        pc = conv.PackedConv(rand(2, 2, 3, 3))  # any size, even one output
+        assert pc.winograd == "on" and pc.uses_winograd((1, 2, 3, 3))
+        assert not conv.PackedConv(rand(2, 1, 3, 3)).winograd  # one channel: depthwise kernel
+        with pytest.raises(ValueError, match="winograd mode"):
+            conv.set_winograd("yes")
+    finally:
+        conv.set_winograd(prev)
+
+
+def test_winograd_auto_and_off_agree(isa):
+    # the automatic choice (Winograd where it is faster) against the GEMM paths
+    x, w, b = rand(1, 64, 30, 30, seed=5), rand(64, 64, 3, 3, seed=6) / 24, rand(64, seed=7)
+    outs = {}
+    prev = conv.winograd_mode()
+    try:
+        for mode in ("auto", "off"):
+            conv.set_winograd(mode)
+            pc = conv.PackedConv(w, b, pads=(1, 1, 1, 1), activation="relu")
+            outs[mode] = np.empty(pc.output_shape(x.shape), np.float32)
+            pc.run(x, outs[mode], threads=2)
+    finally:
+        conv.set_winograd(prev)
+    want = reference(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1, None, "relu")
+    for out in outs.values():
+        np.testing.assert_allclose(out, want, rtol=RTOL, atol=RTOL * np.abs(want).max())
+
+
+def test_winograd_env_var():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from cnngraph._native import native; c = native('conv'); "
+            "print(c.winograd_mode(), c.PackedConv(__import__('numpy').ones((64, 64, 3, 3), "
+            "'float32')).winograd)")
+    env = dict(os.environ, CNNGRAPH_WINOGRAD="off")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["off", "False"]
+    env["CNNGRAPH_WINOGRAD"] = "on"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["on", "on"]
+
+
 # --------------------------------------------------------------------------------------- errors
 
 def test_argument_errors():
@@ -334,3 +465,23 @@ def _run_in_child(x, w):
     out = np.empty(pc.output_shape(x.shape), np.float32)
     pc.run(x, out, threads=2)
     return out
+
+
+def test_input_shape_packs_only_the_winograd_weights():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((1, 64, 28, 28)).astype(np.float32)
+    both = conv.PackedConv(w, pads=(1, 1, 1, 1))
+    if not both.uses_winograd(x.shape):
+        pytest.skip("Winograd is not chosen on this CPU")
+    one = conv.PackedConv(w, pads=(1, 1, 1, 1), input_shape=x.shape)
+    assert one.winograd == "on" and one.packed_bytes < both.packed_bytes
+    a, b = (np.empty((1, 64, 28, 28), np.float32) for _ in range(2))
+    both.run(x, a, threads=1)
+    one.run(x, b, threads=1)
+    np.testing.assert_array_equal(a, b)
+    small = rng.standard_normal((1, 64, 3, 3)).astype(np.float32)  # another shape still runs
+    c = np.empty((1, 64, 3, 3), np.float32)
+    one.run(small, c, threads=1)
+    ref = reference(small, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
