@@ -258,15 +258,39 @@ def main(argv=None):
     if not args.quick:
         import onnxruntime
 
+        res = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                           "cores": conv.default_threads(), "isa": conv.isa()},
+               "winograd": args.winograd, "onnxruntime": onnxruntime.__version__,
+               "peak_gflops": peaks, "layers": rows, "resnet50_weighted": summary,
+               "markdown": md}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "cores": conv.default_threads(), "isa": conv.isa()},
-            "winograd": args.winograd,
-            "onnxruntime": onnxruntime.__version__,
-            "peak_gflops": peaks, "layers": rows, "resnet50_weighted": summary,
-            "markdown": md}, indent=1) + "\n")
-        print(f"\nwrote {RESULTS}")
+        RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+        readme_section(res)
+        print(f"\nwrote {RESULTS} and the conv section of benchmarks/README.md")
+
+
+BEGIN, END = "<!-- conv:begin -->", "<!-- conv:end -->"
+
+
+def readme_section(res: dict) -> None:
+    """The per-layer table of a run (``res``: what results/conv.json holds) in the README."""
+    import bench_analysis as ba
+
+    w = res["resnet50_weighted"]
+    lines = [BEGIN, "## Convolution kernels, layer by layer", "",
+             f"`benchmarks/bench_conv.py`: each of ResNet-50's distinct convolutions (and three "
+             f"MobileNetV2 depthwise ones) at batch 1, cnngraph's kernel beside onnxruntime "
+             f"{res['onnxruntime']} running a one-node model (graph optimisations on, the same "
+             f"thread count, idle workers not spinning), alternating, medians; Winograd "
+             f"{res['winograd']}; ISA {res['machine']['isa']}. Peak from an FMA loop: "
+             + ", ".join(f"{t} thread(s) {p:.1f} GFLOPS" for t, p in res["peak_gflops"].items())
+             + ". Raw numbers: [results/conv.json](results/conv.json).", ""]
+    lines += [f"- ResNet-50's convs + fc weighted by occurrence, {t} thread(s): cnngraph "
+              f"{s['resnet50_conv_fc_ms_ours']:.1f} ms, onnxruntime "
+              f"{s['resnet50_conv_fc_ms_ort']:.1f} ms, ratio {s['ratio']:.2f}"
+              for t, s in w.items()]
+    lines += ["", res["markdown"], "", END]
+    ba.update_section("\n".join(lines), BEGIN, END)
 
 
 if __name__ == "__main__":

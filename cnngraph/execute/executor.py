@@ -63,6 +63,9 @@ class Compiled:
         self.kernels = dict(ctx.kinds)
         self._outputs = outputs
         self.threads = threads
+        # numpy's BLAS gets the threads only when no step runs natively: its idle threads
+        # spin after each call and would take the cores from the native kernels' pool
+        self._blas_threads = threads if "native" not in self.kernels.values() else 1
         self.input_types = {t.name: shapes.types[t.name] for t in graph.inputs}
 
     @property
@@ -104,7 +107,7 @@ class Compiled:
 
     def execute(self) -> None:
         """Run every step on what the arena holds now (inputs already bound)."""
-        set_threads(self.threads)
+        set_threads(self._blas_threads)
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             for fn in self._kernels:
                 fn()
