@@ -178,7 +178,7 @@ def _compile(graph, batch, threads, input_shapes) -> Compiled:
         tensors[name] = view
     ctx = Context(threads)
     constants: dict[str, np.ndarray] = {}
-    ctx.constants = constants.keys()
+    ctx.constants = g.constants.keys()  # known before the run (cached or not)
 
     def value(name: str, node) -> np.ndarray:
         if name in tensors:

@@ -300,16 +300,17 @@ def conv_numpy(ws: Workspace, x, w, b, out, residual, strides, pads, dilations, 
 
 
 # -- dense ----------------------------------------------------------------------------------
-def dense_kernel(ctx: Context, a: np.ndarray, b: np.ndarray, c: Optional[np.ndarray],
+def dense_kernel(ctx: Context, a: np.ndarray, w: np.ndarray, c: Optional[np.ndarray],
                  out: np.ndarray) -> Kernel:
-    """out = a @ b (+ c, broadcast): b and c prepacked constants (alpha, beta and the
-    transposes already applied)."""
+    """out = a @ w.T (+ c, broadcast): ``w`` (N, K), the layout Gemm's transB=1 weights
+    already have, and c prepacked constants (alpha and beta already applied)."""
     mod = _native_conv_module()
     row = c is None or (c.size == out.shape[1] and c.shape[-1] == out.shape[1])
     if mod is not None and hasattr(mod, "PackedDense") and a.ndim == 2 and row \
             and a.flags.c_contiguous and out.dtype == np.float32:
         try:
-            packed = mod.PackedDense(np.ascontiguousarray(b.T), None if c is None else
+            packed = mod.PackedDense(np.ascontiguousarray(w, dtype=np.float32),
+                                     None if c is None else
                                      np.ascontiguousarray(c.reshape(-1), dtype=np.float32))
             nbytes = packed.scratch_bytes(a.shape[0], ctx.threads)
         except (TypeError, ValueError):
@@ -318,6 +319,7 @@ def dense_kernel(ctx: Context, a: np.ndarray, b: np.ndarray, c: Optional[np.ndar
             ctx.kind = "native"
             return _native_run(packed, a, out, None, ctx, nbytes)
     ctx.kind = "numpy"
+    b = w.T
     if c is None:
         return lambda: np.matmul(a, b, out=out)
 
@@ -403,11 +405,13 @@ def _gemm(ctx, call, ins, outs):
     alpha, beta = float(call.attr("alpha")), float(call.attr("beta"))
     a = a.T if call.attr("transA") else a
     if call.node.inputs[1] in ctx.constants:
-        b = b.T if call.attr("transB") else b
-        b = np.ascontiguousarray(b * alpha if alpha != 1 else b, dtype=out.dtype)
+        w = b if call.attr("transB") else b.T  # (N, K): no copy of a transB=1 weight
+        if alpha != 1:
+            w = w * alpha
         if c is not None and call.node.inputs[2] not in ctx.constants:  # C at run time
             if beta != 1:
                 return NotImplemented
+            b = np.ascontiguousarray(w.T, dtype=out.dtype)
 
             def gemm():
                 np.matmul(a, b, out=out)
@@ -415,7 +419,7 @@ def _gemm(ctx, call, ins, outs):
             return gemm
         if c is not None:
             c = np.ascontiguousarray(c * beta if beta != 1 else c, dtype=out.dtype)
-        return dense_kernel(ctx, a, b, c, out)
+        return dense_kernel(ctx, a, w, c, out)
     b = b.T if call.attr("transB") else b
     steps = [lambda: np.matmul(a, b, out=out)]
     if alpha != 1:
