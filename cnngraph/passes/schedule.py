@@ -237,6 +237,8 @@ def order_live(problem: MemoryProblem, order: Sequence[int]):
         raise ValueError("order must be a permutation of the problem's nodes")
     if n == 0:
         return (), 0
+    if n <= _SMALL:
+        return _order_live_small(problem, order.tolist())
     a = problem.arrays()
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n, dtype=np.int64)
@@ -255,6 +257,31 @@ def order_live(problem: MemoryProblem, order: Sequence[int]):
     steps = np.where(producer >= 0, pos[np.maximum(producer, 0)], -1)
     live, peak, _ = liveness(a["sizes"], steps, ptr, reads, n)
     return tuple(live.tolist()), int(peak)
+
+
+# Below this many nodes an order is scored in plain Python: the DP scores many small
+# segments, where numpy's per-call cost would dominate.
+_SMALL = 256
+
+
+def _order_live_small(problem: MemoryProblem, order: list):
+    n = problem.n
+    pos = [0] * n
+    for step, v in enumerate(order):
+        pos[v] = step
+    for v, ps in enumerate(problem.all_preds()):
+        for u in ps:
+            if pos[u] > pos[v]:
+                raise ValueError(f"order runs node {v} before its predecessor {u}")
+    live = [0] * n
+    for t, size in enumerate(problem.sizes):
+        p = problem.producer[t]
+        first = pos[p] if p >= 0 else 0
+        last = n - 1 if problem.pinned[t] else max([first] + [pos[c] for c in
+                                                                problem.consumers[t]])
+        for step in range(first, last + 1):
+            live[step] += size
+    return tuple(live), max(live)
 
 
 def order_peak(problem: MemoryProblem, order: Sequence[int]) -> int:

@@ -275,3 +275,20 @@ def test_zoo_model(model):
     opt = schedule(p, "optimal", native=HAVE_NATIVE)
     assert opt.proven_optimal and opt.lower_bound_bytes <= opt.peak_bytes <= own.peak_bytes
     assert set(opt.names) == set(p.node_names)
+
+
+@pytest.mark.parametrize("model", ["googlenet", "densenet121"])
+def test_small_and_numpy_order_scoring_agree(model, monkeypatch):
+    import cnngraph
+    from cnngraph.passes import schedule as sched
+    from cnngraph.passes.shapes import infer_shapes
+
+    g = cnngraph.load(model)
+    p = memory_problem(g, infer_shapes(g))
+    orders = [list(range(p.n)), schedule(p, "dfs").order, schedule(p, "list").order]
+    monkeypatch.setattr(sched, "_SMALL", 10**9)
+    small = [sched.order_live(p, o) for o in orders]
+    monkeypatch.setattr(sched, "_SMALL", 0)
+    assert [sched.order_live(p, o) for o in orders] == small
+    with pytest.raises(ValueError, match="before its predecessor"):
+        sched.order_live(p, orders[0][::-1])
