@@ -533,15 +533,20 @@ def update_section(section: str, begin: str = BEGIN, end: str = END) -> None:
     README.write_text(text)
 
 
+def print_table(title: str, head: list, rows: list, console: Console) -> None:
+    """One result table on the terminal (every bench script prints through this)."""
+    t = Table(title=title)
+    for h in head:
+        t.add_column(h, overflow="fold")
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)
+
+
 def print_tables(results: dict, console: Console) -> None:
     for title, head, rows in (("In-process analysis", ANALYSIS_HEAD, analysis_rows(results)),
                               ("Synthetic graphs", SYNTH_HEAD, synth_rows(results))):
-        t = Table(title=title)
-        for h in head:
-            t.add_column(h, overflow="fold")
-        for row in rows:
-            t.add_row(*row)
-        console.print(t)
+        print_table(title, head, rows, console)
     profiles = results.get("profiles", [])
     if profiles:
         t = Table(title="Where load + analyze spend their time (cProfile shares)")

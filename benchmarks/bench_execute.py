@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -191,15 +190,6 @@ def markdown(res: dict) -> str:
     ])
 
 
-def print_table(title, head, rows, console) -> None:
-    t = Table(title=title)
-    for h in head:
-        t.add_column(h)
-    for r in rows:
-        t.add_row(*r)
-    console.print(t)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="ResNet-50, batch 1, print only")
@@ -223,8 +213,8 @@ def main(argv=None) -> int:
     memory = [bench_memory(name) for name in models]
     res = {"machine": ba.machine_info(), "onnxruntime": onnxruntime.__version__,
            "repeats": repeats, "speed": speed, "memory": memory}
-    print_table("Latency", SPEED_HEAD, speed_rows(speed), console)
-    print_table("Peak memory", MEM_HEAD, mem_rows(memory), console)
+    ba.print_table("Latency", SPEED_HEAD, speed_rows(speed), console)
+    ba.print_table("Peak memory", MEM_HEAD, mem_rows(memory), console)
     if not args.quick:
         ba.publish(res, RESULTS, markdown(res), BEGIN, END, console)
     return 0

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import networkx as nx
 from rich.console import Console
-from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_analysis as ba  # noqa: E402  (machine_info, synthetic files)
@@ -452,12 +451,7 @@ def print_tables(res, console) -> None:
     if res.get("scale"):
         groups.append(("Scale (heuristic + arena)", SCALE_HEAD, scale_rows(res["scale"])))
     for title, head, rows in groups:
-        t = Table(title=title)
-        for h in head:
-            t.add_column(h, overflow="fold")
-        for row in rows:
-            t.add_row(*row)
-        console.print(t)
+        ba.print_table(title, head, rows, console)
     console.print(res["randwire"]["summary"])
 
 

@@ -5,6 +5,8 @@ The CLI prints ``str(error)`` and exits with code 2 for any ``CnnGraphError``.
 
 from __future__ import annotations
 
+import contextlib
+
 
 class CnnGraphError(Exception):
     """Base of every error cnngraph raises for bad input."""
@@ -68,3 +70,17 @@ class InputShapeError(CnnGraphError):
 class ExportError(CnnGraphError):
     """The graph cannot be written as asked: a weight without a value, an opset the converter
     cannot reach, an attribute ONNX cannot hold."""
+
+
+@contextlib.contextmanager
+def located_in(graph):
+    """Errors raised inside name the graph's file, and a node's error its declaring line."""
+    try:
+        yield
+    except NodeError as e:
+        e.declared_at(graph.origins.get(e.node_name))
+        e.with_source(graph.source or graph.name)
+        raise
+    except CnnGraphError as e:
+        e.with_source(graph.source or graph.name)
+        raise

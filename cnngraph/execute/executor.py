@@ -28,7 +28,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from .. import dtypes
-from ..errors import CnnGraphError, InputShapeError, NodeError, UnsupportedOpError
+from ..errors import CnnGraphError, InputShapeError, NodeError, UnsupportedOpError, located_in
 from ..ir import Graph
 from ..ops.base import shape_str
 from ..passes.plan import MemoryPlan, plan_memory
@@ -121,15 +121,8 @@ def compile(graph: Graph, batch: Optional[int] = None, threads: Optional[int] = 
             input_shapes: Optional[Mapping[str, tuple]] = None) -> Compiled:
     """Optimize, plan and prepare ``graph`` to run at ``batch`` (default: the model's, or 1)
     on ``threads`` threads (default: every core)."""
-    try:
+    with located_in(graph):
         return _compile(graph, batch, threads, input_shapes)
-    except NodeError as e:
-        e.declared_at(graph.origins.get(e.node_name))
-        e.with_source(graph.source or graph.name)
-        raise
-    except CnnGraphError as e:
-        e.with_source(graph.source or graph.name)
-        raise
 
 
 def run(graph: Graph, inputs: Mapping[str, np.ndarray], threads: Optional[int] = None

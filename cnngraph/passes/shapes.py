@@ -14,7 +14,12 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from ..errors import CnnGraphError, InputShapeError, NodeError, ShapeError, UnsupportedOpError
+from ..errors import (
+    InputShapeError,
+    ShapeError,
+    UnsupportedOpError,
+    located_in,
+)
 from ..ir import Graph, Node
 from ..ops import Call, TensorType, lookup
 from ..ops.base import LazyValues, check_opset, shape_str
@@ -120,15 +125,8 @@ def infer_shapes(graph: Graph, batch: Optional[int] = None,
     >>> str(infer_shapes(g.freeze(), batch=2).types["y"])
     '2x3x8x8'
     """
-    try:
+    with located_in(graph):
         return _infer(graph, batch, input_shapes, allow_unknown)
-    except NodeError as e:
-        e.declared_at(graph.origins.get(e.node_name))
-        e.with_source(graph.source or graph.name)
-        raise
-    except CnnGraphError as e:
-        e.with_source(graph.source or graph.name)
-        raise
 
 
 def _infer(graph, batch, input_shapes, allow_unknown) -> Shapes:
