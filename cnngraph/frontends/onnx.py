@@ -1,7 +1,8 @@
 """ONNX ModelProto -> Graph.
 
 Weights are never read here: external data is not loaded (its paths are never followed) and
-initializers become Constants whose bytes are converted only if a pass asks for a small one.
+initializers become Constants whose bytes are converted only if a pass asks for them. A large
+file is read lean (onnx_weights): its big payloads stay in the file until they are asked for.
 Old-style models (IR < 4) list initializers among the graph inputs; those are constants, not
 inputs. Weights computed by constant subgraphs (ConstantOfShape, Constant, Reshape of a
 constant...) stay nodes here and are folded by the shape pass.
@@ -13,7 +14,9 @@ import ast
 import math
 import os
 from collections import Counter
+from functools import partial
 from types import MappingProxyType
+from typing import Mapping, Optional
 
 import numpy as np
 import onnx
@@ -23,10 +26,12 @@ from onnx import numpy_helper
 from .. import dtypes
 from ..errors import CnnGraphError, LoadError
 from ..ir import BLOCK_KEY, Constant, Graph, Node, TensorInfo, block_paths, gc_paused
+from .onnx_weights import LEAN_FILE_BYTES, Payload, load_lean
 
 
-def load_onnx(path: str) -> Graph:
-    """Read an ONNX file into a Graph (weights stay unread).
+def load_onnx(path: str, lean: Optional[bool] = None) -> Graph:
+    """Read an ONNX file into a Graph (weights stay unread). ``lean``: leave the large
+    payloads in the file (default: for files of LEAN_FILE_BYTES or more).
 
     >>> import onnx.backend.test, os
     >>> light = os.path.join(os.path.dirname(onnx.backend.test.__file__), "data", "light")
@@ -37,8 +42,14 @@ def load_onnx(path: str) -> Graph:
         raise LoadError(f"{path}: no such file")
     if os.path.isdir(path):
         raise LoadError(f"{path}: is a directory, not an ONNX file")
+    if lean is None:
+        lean = os.path.getsize(path) >= LEAN_FILE_BYTES
+    payloads: dict[str, Payload] = {}
     try:
-        model = onnx.load(path, load_external_data=False)
+        if lean and os.path.getsize(path):
+            model, payloads = load_lean(path)
+        else:
+            model = onnx.load(path, load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise LoadError(f"{path}: not a readable ONNX model ({detail})") from None
@@ -46,21 +57,24 @@ def load_onnx(path: str) -> Graph:
         raise LoadError(f"{path}: not an ONNX model (no graph or no IR version)")
     try:
         with gc_paused():
-            return from_model(model, source=path)
+            return from_model(model, source=path, payloads=payloads)
     except CnnGraphError as e:
         e.with_source(path)
         raise
 
 
-def from_model(model: onnx.ModelProto, source: str = "") -> Graph:
-    """Convert an in-memory ModelProto."""
+def from_model(model: onnx.ModelProto, source: str = "",
+               payloads: Optional[Mapping[str, Payload]] = None) -> Graph:
+    """Convert an in-memory ModelProto; ``payloads``: initializers whose values are still in
+    the file (load_lean)."""
+    payloads = payloads or {}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     g = model.graph
     name = g.name or os.path.splitext(os.path.basename(source))[0] or "model"
     graph = Graph(name, source=source, opset=opset)
 
     for init in g.initializer:
-        graph.add_constant(_constant(init))
+        graph.add_constant(_constant(init, payloads.get(init.name)))
     for sparse in g.sparse_initializer:
         graph.add_constant(Constant(sparse.values.name, dtypes.from_onnx(sparse.values.data_type),
                                     tuple(sparse.dims), None))
@@ -163,10 +177,15 @@ def tensor_to_array(t: onnx.TensorProto) -> np.ndarray:
     return numpy_helper.to_array(t)
 
 
-def _constant(init: onnx.TensorProto) -> Constant:
-    external = init.data_location == onnx.TensorProto.EXTERNAL
-    loader = None if external else (lambda: tensor_to_array(init))
-    return Constant(init.name, dtypes.from_onnx(init.data_type), tuple(init.dims), loader)
+def _constant(init: onnx.TensorProto, payload: Optional[Payload]) -> Constant:
+    dims = tuple(init.dims)
+    if payload is not None:
+        loader = partial(payload.read, dims)
+    elif init.data_location == onnx.TensorProto.EXTERNAL:
+        loader = None
+    else:
+        loader = partial(tensor_to_array, init)
+    return Constant(init.name, dtypes.from_onnx(init.data_type), dims, loader)
 
 
 _A = onnx.AttributeProto
