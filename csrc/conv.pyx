@@ -46,6 +46,7 @@ cdef extern from "conv_kernels.h" nogil:
         int act
         float alpha, beta
         const float *wpacked
+        const float *w
         const float *bias
 
     void cg_conv_init(cg_conv_t *p)
@@ -382,9 +383,11 @@ cdef class PackedConv:
 cdef class PackedDense:
     """A dense (fully connected) layer, ONNX Gemm with transB=1: y = act(x @ w.T + bias).
 
-    PackedDense(w, bias=None, activation="none", alpha=None, beta=None); w: (M, K) float32,
-    bias: (M,) or None. ``run(x, out, residual=None, threads=None, scratch=None)`` with
-    x (B, K), out (B, M), residual (B, M) or out itself.
+    PackedDense(w, bias=None, activation="none", alpha=None, beta=None, pack=True); w: (M, K)
+    float32, bias: (M,) or None. ``run(x, out, residual=None, threads=None, scratch=None)``
+    with x (B, K), out (B, M), residual (B, M) or out itself. ``pack=False`` keeps ``w`` as
+    it is (no copy if it is C-contiguous float32) and streams its rows: the choice for small
+    batches, where reading the weights is the whole cost.
 
     >>> import numpy as np
     >>> fc = PackedDense(np.array([[1, 2], [3, 4], [5, 6]], np.float32), np.ones(3, np.float32))
@@ -396,11 +399,12 @@ cdef class PackedDense:
 
     cdef cg_dense_t p
     cdef object _wpacked
+    cdef object _w
     cdef object _bias
     cdef public object _scratch
     cdef readonly str activation
 
-    def __init__(self, w, bias=None, activation="none", alpha=None, beta=None):
+    def __init__(self, w, bias=None, activation="none", alpha=None, beta=None, pack=True):
         if not isinstance(w, np.ndarray) or w.ndim != 2 or min(w.shape) < 1:
             raise ValueError(f"w must be a non-empty 2-D (M, K) numpy array, got "
                              f"{getattr(w, 'shape', type(w).__name__)}")
@@ -419,17 +423,28 @@ cdef class PackedDense:
         else:
             self._bias = None
             self.p.bias = NULL
-        self._wpacked = _aligned_empty(cg_dense_packed_floats(&self.p))
-        cdef uintptr_t wsrc = w.ctypes.data, wdst = self._wpacked.ctypes.data
-        with nogil:
-            cg_dense_pack(&self.p, <const float*>wsrc, <float*>wdst)
-        self.p.wpacked = <const float*>wdst
+        cdef uintptr_t wsrc = w.ctypes.data, wdst
+        if pack:
+            self._wpacked = _aligned_empty(cg_dense_packed_floats(&self.p))
+            wdst = self._wpacked.ctypes.data
+            with nogil:
+                cg_dense_pack(&self.p, <const float*>wsrc, <float*>wdst)
+            self.p.wpacked = <const float*>wdst
+            self.p.w = NULL
+        else:
+            self._w = w
+            self.p.wpacked = NULL
+            self.p.w = <const float*>wsrc
         self._scratch = None
         self.activation = "none" if activation is None else activation
 
     @property
     def weight_shape(self):
         return (self.p.M, self.p.K)
+
+    @property
+    def packed(self):
+        return self.p.wpacked != NULL
 
     def scratch_bytes(self, int batch, threads=None):
         """Bytes of scratch ``run`` needs for ``batch`` rows and this thread count."""

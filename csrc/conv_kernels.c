@@ -1720,6 +1720,7 @@ static size_t dense_thread_floats(const cg_dense_t *p, int B) {
 }
 
 size_t cg_dense_scratch_bytes(const cg_dense_t *p, int B, int threads) {
+    if (!p->wpacked) return 64; /* the streamed path keeps its sums on the stack */
     size_t per = (dense_thread_floats(p, B) + 15) / 16 * 16;
     return per * sizeof(float) * resolve_threads(threads) + 64;
 }
@@ -1774,8 +1775,127 @@ static void dense_task(void *c, int tid, int nth) {
     }
 }
 
+/* ---- dense, weights as given: y[b, m] = dot(x[b], w[m]) read straight from w's rows. A
+ * block of 4 rows of w is read once per K block (in L1) and used for every batch row. Each
+ * output is summed by one thread in one order, so any thread count gives the same bits. */
+#define ROWS_M 4      /* rows of w per block */
+#define ROWS_KB 1024  /* K block: 4 rows x 4 KiB stay in L1 while the batch rows pass */
+#define ROWS_B 16     /* batch rows summed per pass (the sums live on the stack) */
+
+/* out[0..3] = x0 . w[0..3], out[4..7] = x1 . w[0..3] over k in [0, n) */
+typedef void (*rows_dot_fn)(const float *x0, const float *x1, const float *const *w, int n,
+                            float *out);
+
+static void rows_dot_generic(const float *x0, const float *x1, const float *const *w, int n,
+                             float *out) {
+    for (int r = 0; r < ROWS_M; r++) {
+        float s0 = 0.f, s1 = 0.f;
+        for (int k = 0; k < n; k++) {
+            s0 += x0[k] * w[r][k];
+            s1 += x1[k] * w[r][k];
+        }
+        out[r] = s0;
+        out[ROWS_M + r] = s1;
+    }
+}
+
+#ifdef CG_X86
+TGT static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+TGT static void rows_dot_avx2(const float *x0, const float *x1, const float *const *w, int n,
+                              float *out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0,
+           b3 = a0, u, v, q;
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+        u = _mm256_loadu_ps(x0 + k);
+        v = _mm256_loadu_ps(x1 + k);
+        q = _mm256_loadu_ps(w[0] + k); a0 = _mm256_fmadd_ps(u, q, a0); b0 = _mm256_fmadd_ps(v, q, b0);
+        q = _mm256_loadu_ps(w[1] + k); a1 = _mm256_fmadd_ps(u, q, a1); b1 = _mm256_fmadd_ps(v, q, b1);
+        q = _mm256_loadu_ps(w[2] + k); a2 = _mm256_fmadd_ps(u, q, a2); b2 = _mm256_fmadd_ps(v, q, b2);
+        q = _mm256_loadu_ps(w[3] + k); a3 = _mm256_fmadd_ps(u, q, a3); b3 = _mm256_fmadd_ps(v, q, b3);
+    }
+    out[0] = hsum8(a0); out[1] = hsum8(a1); out[2] = hsum8(a2); out[3] = hsum8(a3);
+    out[4] = hsum8(b0); out[5] = hsum8(b1); out[6] = hsum8(b2); out[7] = hsum8(b3);
+    for (; k < n; k++)
+        for (int r = 0; r < ROWS_M; r++) {
+            out[r] += x0[k] * w[r][k];
+            out[ROWS_M + r] += x1[k] * w[r][k];
+        }
+}
+#endif
+
+typedef struct {
+    const cg_dense_t *p;
+    const float *x, *res;
+    float *y;
+    int B;
+    rows_dot_fn dot;
+} rows_ctx;
+
+static void dense_rows_task(void *c, int tid, int nth) {
+    const rows_ctx *r = (const rows_ctx *)c;
+    const cg_dense_t *p = r->p;
+    const int K = p->K, M = p->M, blocks = cdiv(M, ROWS_M);
+    float acc[ROWS_B * ROWS_M], part[2 * ROWS_M];
+    const float *w[ROWS_M];
+    int q0 = (int)((long)tid * blocks / nth), q1 = (int)((long)(tid + 1) * blocks / nth);
+    for (int q = q0; q < q1; q++) {
+        int m0 = q * ROWS_M, nm = imin(ROWS_M, M - m0);
+        for (int i = 0; i < ROWS_M; i++) /* a short block repeats its last row */
+            w[i] = p->w + (size_t)(m0 + imin(i, nm - 1)) * K;
+        for (int b0 = 0; b0 < r->B; b0 += ROWS_B) {
+            int nb = imin(ROWS_B, r->B - b0);
+            memset(acc, 0, sizeof acc);
+            for (int k0 = 0; k0 < K; k0 += ROWS_KB) {
+                const float *wk[ROWS_M];
+                int n = imin(ROWS_KB, K - k0);
+                for (int i = 0; i < ROWS_M; i++) wk[i] = w[i] + k0;
+                for (int b = 0; b < nb; b += 2) {
+                    const float *x0 = r->x + (size_t)(b0 + b) * K + k0;
+                    const float *x1 = b + 1 < nb ? x0 + K : x0;
+                    r->dot(x0, x1, wk, n, part);
+                    for (int i = 0; i < ROWS_M; i++) {
+                        acc[b * ROWS_M + i] += part[i];
+                        if (b + 1 < nb) acc[(b + 1) * ROWS_M + i] += part[ROWS_M + i];
+                    }
+                }
+            }
+            for (int b = 0; b < nb; b++)
+                for (int i = 0; i < nm; i++) {
+                    size_t o = (size_t)(b0 + b) * M + m0 + i;
+                    float v = acc[b * ROWS_M + i];
+                    if (p->bias) v += p->bias[m0 + i];
+                    if (r->res) v += r->res[o];
+                    r->y[o] = act_scalar(v, p->act, p->alpha, p->beta);
+                }
+        }
+    }
+}
+
+static void dense_rows_run(const cg_dense_t *p, const float *x, float *y, const float *res,
+                           int B, int threads) {
+    rows_ctx r;
+    r.p = p; r.x = x; r.res = res; r.y = y; r.B = B;
+    r.dot = rows_dot_generic;
+#ifdef CG_X86
+    if (cg_isa()) r.dot = rows_dot_avx2;
+#endif
+    int T = resolve_threads(threads), blocks = cdiv(p->M, ROWS_M);
+    cg_parallel(blocks < T ? blocks : T, dense_rows_task, &r);
+}
+
 void cg_dense_run(const cg_dense_t *p, const float *x, float *y, const float *res, int B,
                   void *scratch, int threads) {
+    if (!p->wpacked) {
+        dense_rows_run(p, x, y, res, B, threads);
+        return;
+    }
     dense_ctx r;
     r.p = p; r.x = x; r.res = res; r.y = y; r.B = B;
     r.per = (dense_thread_floats(p, B) + 15) / 16 * 16;

@@ -54,7 +54,9 @@ typedef struct {
     int K, M;
     int act;
     float alpha, beta;
-    const float *wpacked;
+    const float *wpacked; /* the buffer cg_dense_pack filled, or NULL: */
+    const float *w;       /* the (M, K) weights as given, streamed row by row (no packed copy:
+                           * for small batches, where reading the weights bounds the time) */
     const float *bias;    /* M floats or NULL */
 } cg_dense_t;
 

@@ -300,10 +300,14 @@ def conv_numpy(ws: Workspace, x, w, b, out, residual, strides, pads, dilations, 
 
 
 # -- dense ----------------------------------------------------------------------------------
+STREAM_BATCH = 8  # up to this many rows a dense layer streams its weights as given
+
+
 def dense_kernel(ctx: Context, a: np.ndarray, w: np.ndarray, c: Optional[np.ndarray],
                  out: np.ndarray) -> Kernel:
     """out = a @ w.T (+ c, broadcast): ``w`` (N, K), the layout Gemm's transB=1 weights
-    already have, and c prepacked constants (alpha and beta already applied)."""
+    already have, and c prepacked constants (alpha and beta already applied). At small
+    batches reading ``w`` is the whole cost, and packing it would only hold it twice."""
     mod = _native_conv_module()
     row = c is None or (c.size == out.shape[1] and c.shape[-1] == out.shape[1])
     if mod is not None and hasattr(mod, "PackedDense") and a.ndim == 2 and row \
@@ -311,7 +315,8 @@ def dense_kernel(ctx: Context, a: np.ndarray, w: np.ndarray, c: Optional[np.ndar
         try:
             packed = mod.PackedDense(np.ascontiguousarray(w, dtype=np.float32),
                                      None if c is None else
-                                     np.ascontiguousarray(c.reshape(-1), dtype=np.float32))
+                                     np.ascontiguousarray(c.reshape(-1), dtype=np.float32),
+                                     pack=a.shape[0] > STREAM_BATCH)
             nbytes = packed.scratch_bytes(a.shape[0], ctx.threads)
         except (TypeError, ValueError):
             packed = None
