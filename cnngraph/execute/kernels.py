@@ -802,3 +802,54 @@ def _slice(ctx, call, ins, outs):
 
 def dtype_of(t) -> np.dtype:
     return dtypes.numpy_dtype(t.dtype)
+
+
+@kernel("Split")
+def _split(ctx, call, ins, outs):
+    x = ins[0]
+    axis, sizes = call.op.sizes(call)
+    copies = []
+    at = 0
+    for size, out in zip(sizes, outs):
+        src = x[(slice(None),) * axis + (slice(at, at + size),)]
+        at += size
+        if out is not None and not _same_memory(out, src):
+            copies.append((out, src))
+    if not copies:
+        return None
+
+    def split():
+        for out, src in copies:
+            np.copyto(out, src)
+    return split
+
+
+@kernel("Where")
+def _where(ctx, call, ins, outs):
+    cond, x, y = ins
+    out = outs[0]
+    if any(np.may_share_memory(out, v) for v in ins):
+        return NotImplemented  # Y first, then X where the condition holds: both must stay
+
+    def where():
+        np.copyto(out, y)
+        np.copyto(out, x, where=cond)
+    return where
+
+
+@kernel("Expand")
+def _expand(ctx, call, ins, outs):
+    x, out = ins[0], outs[0]
+    return lambda: np.copyto(out, x)
+
+
+@kernel("Tile")
+def _tile(ctx, call, ins, outs):
+    """out seen as (r0, d0, r1, d1, ...): one broadcast copy of x as (1, d0, 1, d1, ...)."""
+    x, out = ins[0], outs[0]
+    repeats = call.op.repeats(call)
+    if not (x.flags.c_contiguous and out.flags.c_contiguous):
+        return NotImplemented  # the reshapes below must be views
+    dest = out.reshape([v for r, d in zip(repeats, x.shape) for v in (r, d)])
+    src = x.reshape([v for d in x.shape for v in (1, d)])
+    return lambda: np.copyto(dest, src)
