@@ -772,24 +772,66 @@ def _cast(ctx, call, ins, outs):
 
 @kernel("Pad")
 def _pad(ctx, call, ins, outs):
+    """Crop (negative pads) and copy the inside, then fill the borders one axis at a time:
+    earlier axes over their whole padded extent, later ones over the inside, so each border
+    slab reads only what is already in place (edge, reflect, wrap) or takes the value."""
     x, out = ins[0], outs[0]
-    op = call.op
     from ..ops.shape import _text
 
-    widths = op.widths(call)
-    if _text(call, "mode") != "constant" or any(b < 0 or e < 0 for b, e in widths):
-        return NotImplemented
-    if call.opset >= 11:
-        value = ins[2] if len(ins) > 2 and ins[2] is not None else 0
+    widths = call.op.widths(call)
+    mode = _text(call, "mode")
+    src = x[tuple(slice(-min(b, 0), d + min(e, 0)) for d, (b, e) in zip(x.shape, widths))]
+    grow = [(max(b, 0), max(e, 0)) for b, e in widths]
+    inner = [slice(b, b + d) for (b, _), d in zip(grow, src.shape)]
+    runtime_value = (mode == "constant" and call.opset >= 11 and len(ins) > 2
+                     and ins[2] is not None and call.node.inputs[2] not in ctx.constants)
+    if runtime_value:  # computed by an earlier step: read when the step runs
+        value = ins[2].reshape(())
+    elif call.opset < 11:
+        value = np.asarray(call.attr("value")).item()
     else:
-        value = call.attr("value")
-    value = np.asarray(value).item()
-    inner = tuple(slice(b, b + d) for (b, _), d in zip(widths, x.shape))
-    dest = out[inner]
+        value = np.asarray(ins[2] if len(ins) > 2 and ins[2] is not None else 0).item()
+    fills, copies = [], []  # (slab, value) and (slab, source), in the order they must run
+    for a, (b, e) in enumerate(grow):
+        n = src.shape[a]
+
+        def at(sl, a=a):
+            return out[tuple(slice(None) for _ in range(a)) + (sl,) + tuple(inner[a + 1:])]
+        steps = []
+        if mode == "constant":
+            steps = [(slice(0, b), None), (slice(b + n, b + n + e), None)]
+        elif mode == "edge":
+            steps = [(slice(0, b), slice(b, b + 1)), (slice(b + n, b + n + e),
+                                                      slice(b + n - 1, b + n))]
+        elif mode == "reflect":  # b, e < n (the op checks)
+            steps = [(slice(0, b), slice(2 * b, b, -1)),
+                     (slice(b + n, b + n + e), slice(b + n - 2, (b + n - 2 - e) if
+                                                     b + n - 2 - e >= 0 else None, -1))]
+        elif mode == "wrap":  # period n: chunks of at most n, each from the one before it
+            steps = [(slice(max(0, j - n), j), slice(max(0, j - n) + n, j + n))
+                     for j in range(b, 0, -n)]
+            steps += [(slice(j, min(b + n + e, j + n)), slice(j - n, min(b + n + e, j + n) - n))
+                      for j in range(b + n, b + n + e, n)]
+        else:
+            return NotImplemented
+        for dest, source in steps:
+            if dest.stop is not None and dest.stop <= dest.start:
+                continue
+            if source is None:
+                fills.append(at(dest))
+            else:
+                copies.append((at(dest), at(source)))
+    middle = out[tuple(inner)]
 
     def pad():
-        out.fill(value)
-        np.copyto(dest, x)
+        np.copyto(middle, src)
+        for slab in fills:
+            if runtime_value:
+                np.copyto(slab, value)
+            else:
+                slab.fill(value)
+        for dest, source in copies:
+            np.copyto(dest, source)
     return pad
 
 

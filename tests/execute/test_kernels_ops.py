@@ -92,3 +92,50 @@ def test_tile_hand_checked():
     compiled = check("Tile", [x, np.array([2, 2], np.int64)], constant_inputs=(1,))
     y = compiled.run({"in0": x})["out0"]
     assert y.tolist() == [[1, 2, 1, 2], [1, 2, 1, 2]]
+
+
+# -- padding --------------------------------------------------------------------------------------
+PADS = [[0, 0, 1, 2, 0, 0, 2, 1], [0, 1, 0, 3, 0, 0, 2, 0], [0, 0, -1, 2, 0, 0, 1, -2],
+        [0, 0, 0, 0, 0, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+@pytest.mark.parametrize("pads", PADS)
+def test_pad_modes(mode, pads):
+    x = rand(1, 2, 4, 5)
+    if mode == "reflect" and max(pads) >= 3:
+        pads = [min(p, 2) for p in pads]
+    # onnx's reference evaluator refuses negative pads (crops): onnxruntime then
+    check("Pad", [x, np.array(pads, np.int64), np.float32(0.5)], {"mode": mode}, opset=19,
+          constant_inputs=(1, 2), oracle="ort" if min(pads) < 0 else "onnx")
+
+
+def test_pad_wrap_wider_than_the_axis():
+    """onnxruntime repeats the period for wrap pads longer than the axis."""
+    x = rand(1, 3, 2)
+    check("Pad", [x, np.array([0, 4, 5, 0, 7, 3], np.int64)], {"mode": "wrap"}, opset=19,
+          constant_inputs=(1,), oracle="ort")
+
+
+def test_pad_hand_checked():
+    x = np.array([[1, 2, 3]], np.float32)
+    pads = np.array([0, 2, 0, 2], np.int64)
+    for mode, want in [("reflect", [3, 2, 1, 2, 3, 2, 1]), ("edge", [1, 1, 1, 2, 3, 3, 3]),
+                       ("wrap", [2, 3, 1, 2, 3, 1, 2]), ("constant", [0, 0, 1, 2, 3, 0, 0])]:
+        compiled = check("Pad", [x, pads], {"mode": mode}, opset=19, constant_inputs=(1,))
+        assert compiled.run({"in0": x})["out0"].tolist() == [want], mode
+
+
+def test_pad_axes_and_an_old_opset():
+    x = rand(2, 3, 4)
+    check("Pad", [x, np.array([1, 2, 0, 1], np.int64), None, np.array([2, 0], np.int64)],
+          {"mode": "edge"}, opset=18, constant_inputs=(1, 3))
+    check("Pad", [x], {"mode": "reflect", "pads": [0, 1, 1, 0, 1, 2]}, opset=2)
+    check("Pad", [x], {"pads": [0, 1, 1, 0, 1, 2], "value": 2.5}, opset=2)
+
+
+def test_pad_value_computed_at_run_time():
+    """The constant value is an input of the graph: read when the step runs, not compiled in."""
+    x = rand(2, 3)
+    check("Pad", [x, np.array([1, 0, 0, 2], np.int64), np.array(7.5, np.float32)],
+          opset=18, constant_inputs=(1,))
