@@ -139,3 +139,28 @@ def test_pad_value_computed_at_run_time():
     x = rand(2, 3)
     check("Pad", [x, np.array([1, 0, 0, 2], np.int64), np.array(7.5, np.float32)],
           opset=18, constant_inputs=(1,))
+
+
+# -- normalization --------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis,param_shape", [(-1, (5,)), (1, (3, 4, 5)), (2, (1, 5)),
+                                              (0, (2, 3, 4, 5))])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("stats", [1, 3])
+def test_layernorm(axis, param_shape, bias, stats):
+    x = rand(2, 3, 4, 5) * 3 + 1
+    inputs = [x, rand(*param_shape)] + ([rand(*param_shape)] if bias else [])
+    check("LayerNormalization", inputs, {"axis": axis, "epsilon": 1e-3}, opset=17,
+          n_outputs=stats, constant_inputs=(1, 2), tol=2e-5)
+
+
+def test_layernorm_parameters_at_run_time():
+    check("LayerNormalization", [rand(4, 6), rand(6), rand(6)], opset=17, tol=2e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (1, 4, 7), (3, 2, 2, 3, 2)])
+def test_instancenorm(shape):
+    c = shape[1]
+    x = rand(*shape) * 2 - 0.5
+    check("InstanceNormalization", [x, rand(c), rand(c)], {"epsilon": 1e-4},
+          constant_inputs=(1, 2), tol=2e-5)
+    check("InstanceNormalization", [x, rand(c), rand(c)], tol=2e-5)  # parameters at run time
