@@ -395,6 +395,89 @@ def _conv(ctx, call, ins, outs):
                        int(call.attr("group")), act, params)
 
 
+def _scatter_range(n: int, tap: int, stride: int, crop: int, size: int):
+    """Inputs j in [lo, hi) whose tap lands inside the cropped output, o = tap + j*stride -
+    crop in [0, size), and the first such o; None when none does."""
+    lo = max(0, -((tap - crop) // stride))  # ceil((crop - tap) / stride)
+    hi = min(n, (crop + size - 1 - tap) // stride + 1)
+    if hi <= lo:
+        return None
+    return lo, hi, tap + lo * stride - crop
+
+
+@kernel("ConvTranspose")
+def _conv_transpose(ctx, call, ins, outs):
+    """Per image and tile of input rows: one GEMM per group into workspace columns
+    (Cout/group * kernel taps x pixels), then col2im: each tap's plane added into the strided
+    output positions it reaches (pads crop, output_padding leaves bias-only positions). The
+    output starts as the bias (or zeros)."""
+    x, w, out = ins[0], ins[1], outs[0]
+    if not _float_op(outs) or not _is_float(x) or not _is_float(w):
+        return NotImplemented
+    win = call.op.window(call)
+    g = int(call.attr("group"))
+    n, c = x.shape[:2]
+    spatial, kernel_shape = x.shape[2:], w.shape[2:]
+    cg, mg = c // g, w.shape[1]
+    taps = math.prod(kernel_shape)
+    dtype = out.dtype
+    # (g, mg*taps, cg): the GEMM's left side, packed once when the weight is a constant
+    wt = w.reshape(g, cg, mg * taps).transpose(0, 2, 1)
+    if call.node.inputs[1] in ctx.constants:
+        wt = np.ascontiguousarray(wt, dtype=dtype)
+    elif w.dtype != dtype:
+        return NotImplemented
+    b = ins[2] if len(ins) > 2 and ins[2] is not None else None
+    bias = None if b is None else b.reshape((-1,) + (1,) * len(spatial))
+    # Input rows (first spatial axis) per GEMM: the columns stay within TILE_BYTES.
+    rest = math.prod(spatial[1:])
+    per_row = g * mg * taps * rest * dtype.itemsize
+    rows = max(1, min(spatial[0], TILE_BYTES // max(per_row, 1)))
+    cols = ctx.workspace.request((g, mg * taps, rows * rest), dtype)
+    # For each tile and tap: (output slices, column slices), computed once.
+    plans = []
+    for r0 in range(0, spatial[0], rows):
+        r1 = min(spatial[0], r0 + rows)
+        adds = []
+        for k in np.ndindex(*kernel_shape):
+            dest, src = [slice(None)], [slice(None)]
+            for axis, kk in enumerate(k):
+                length = (r1 - r0) if axis == 0 else spatial[axis]
+                first = r0 if axis == 0 else 0
+                found = _scatter_range(length, kk * win.dilations[axis] +
+                                       first * win.strides[axis], win.strides[axis],
+                                       win.pads_begin[axis], win.out[axis])
+                if found is None:
+                    break
+                lo, hi, o0 = found
+                s = win.strides[axis]
+                dest.append(slice(o0, o0 + (hi - lo - 1) * s + 1, s))
+                src.append(slice(lo, hi))
+            else:
+                adds.append((tuple(dest), (slice(None), *k, *src[1:])))
+        plans.append((r0, r1, adds))
+
+    def image(i: int) -> None:
+        xi, oi = x[i], out[i]
+        for r0, r1, adds in plans:
+            m = (r1 - r0) * rest
+            col = cols.a[:, :, :m]
+            np.matmul(wt, xi[:, r0:r1].reshape(g, cg, m), out=col)
+            planes = col.reshape((g * mg,) + kernel_shape + (r1 - r0,) + spatial[1:])
+            for dest, src in adds:
+                d = oi[dest]
+                np.add(d, planes[src], out=d)
+
+    def conv_transpose():
+        if bias is None:
+            out.fill(0)
+        else:
+            np.copyto(out, bias)
+        for i in range(n):
+            image(i)
+    return conv_transpose
+
+
 @kernel("Gemm")
 def _gemm(ctx, call, ins, outs):
     a, b = ins[0], ins[1]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx.reference import ReferenceEvaluator
 
 import cnngraph
@@ -16,6 +18,8 @@ from cnngraph.frontends.onnx import from_model
 from ..util import one_node_model
 
 RNG = np.random.default_rng(23)
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 def rand(*shape):
@@ -164,3 +168,72 @@ def test_instancenorm(shape):
     check("InstanceNormalization", [x, rand(c), rand(c)], {"epsilon": 1e-4},
           constant_inputs=(1, 2), tol=2e-5)
     check("InstanceNormalization", [x, rand(c), rand(c)], tol=2e-5)  # parameters at run time
+
+
+# -- transposed convolution -----------------------------------------------------------------------
+@st.composite
+def conv_transpose_cases(draw):
+    rank = draw(st.sampled_from([1, 2, 2, 2, 3]))
+    group = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = group * draw(st.integers(1, 3))
+    mg = draw(st.integers(1, 3))
+    kernel = [draw(st.integers(1, 4)) for _ in range(rank)]
+    strides = [draw(st.integers(1, 3)) for _ in range(rank)]
+    dilations = [draw(st.integers(1, 2)) for _ in range(rank)]
+    spatial = [draw(st.integers(1, 6 if rank < 3 else 3)) for _ in range(rank)]
+    # output_padding below the stride (and the dilation), pads that leave an output
+    output_padding = [draw(st.integers(0, min(s, d) - 1)) for s, d in zip(strides, dilations)]
+    full = [s * (n - 1) + op + d * (k - 1) + 1 for s, n, op, d, k in
+            zip(strides, spatial, output_padding, dilations, kernel)]
+    pads = [draw(st.integers(0, max(0, min(3, f - 1)))) for f in full]
+    pads += [draw(st.integers(0, max(0, min(3, f - 1 - p)))) for f, p in zip(full, pads)]
+    bias = draw(st.booleans())
+    return (draw(st.integers(1, 2)), cin, spatial, mg, group, kernel, strides, dilations,
+            output_padding, pads, bias)
+
+
+@SETTINGS
+@given(case=conv_transpose_cases())
+def test_conv_transpose_random(case):
+    n, cin, spatial, mg, group, kernel, strides, dilations, output_padding, pads, bias = case
+    inputs = [rand(n, cin, *spatial), rand(cin, mg, *kernel)] + ([rand(mg * group)] if bias
+                                                                 else [])
+    attrs = dict(group=group, strides=strides, dilations=dilations,
+                 output_padding=output_padding, pads=pads)
+    check("ConvTranspose", inputs, attrs, opset=17, constant_inputs=(1, 2), oracle="ort",
+          tol=1e-4)
+
+
+def test_conv_transpose_hand_checked():
+    """x = [[1, 2], [3, 4]], 2x2 ones kernel, stride 2: each input becomes a 2x2 block; with
+    stride 1 the blocks overlap and add."""
+    x = np.array([[[[1, 2], [3, 4]]]], np.float32)
+    w = np.ones((1, 1, 2, 2), np.float32)
+    compiled = check("ConvTranspose", [x, w], {"strides": [2, 2]}, constant_inputs=(1,))
+    assert compiled.run({"in0": x})["out0"][0, 0].tolist() == [
+        [1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+    compiled = check("ConvTranspose", [x, w], {}, constant_inputs=(1,))
+    assert compiled.run({"in0": x})["out0"][0, 0].tolist() == [
+        [1, 3, 2], [4, 10, 6], [3, 7, 4]]
+
+
+@pytest.mark.parametrize("attrs", [dict(auto_pad="SAME_UPPER", strides=[2, 2]),
+                                   dict(auto_pad="SAME_LOWER", strides=[2, 1]),
+                                   dict(output_shape=[9, 8], strides=[2, 2]),
+                                   dict(output_padding=[1, 0], strides=[2, 2], pads=[1, 0, 0, 1])])
+def test_conv_transpose_output_shapes(attrs):
+    check("ConvTranspose", [rand(2, 4, 4, 4), rand(4, 3, 3, 2), rand(3)], attrs,
+          constant_inputs=(1, 2), oracle="ort", tol=1e-4)
+
+
+def test_conv_transpose_weight_at_run_time_and_row_tiles(monkeypatch):
+    """A weight computed by the graph (read when the step runs); large layers scatter a few
+    input rows per GEMM (TILE_BYTES)."""
+    from cnngraph.execute import kernels as k
+
+    check("ConvTranspose", [rand(1, 4, 5, 5), rand(4, 2, 3, 3)], dict(strides=[2, 2], group=2),
+          oracle="ort", tol=1e-4)
+    monkeypatch.setattr(k, "TILE_BYTES", 1)  # one input row per GEMM
+    check("ConvTranspose", [rand(2, 3, 5, 4), rand(3, 2, 3, 3), rand(2)],
+          dict(strides=[2, 1], pads=[1, 0, 2, 1], output_padding=[1, 0]),
+          constant_inputs=(1, 2), oracle="ort", tol=1e-4)
