@@ -988,6 +988,63 @@ def _pad(ctx, call, ins, outs):
     return pad
 
 
+@kernel("Resize", "Upsample")
+def _resize(ctx, call, ins, outs):
+    """One resized axis at a time (every mode is separable), each as a few taps: output i
+    along the axis = sum over taps t of weight[t, i] * input[index[t, i]], gathered with
+    np.take into workspace. The taps come from the op's own interpolation matrix (nearest:
+    one tap of weight 1; linear two, cubic four, antialias more); outputs outside the input
+    (tf_crop_and_resize) get zero weights plus the extrapolation value."""
+    x, out = ins[0], outs[0]
+    if not _float_op(outs) or x.dtype != out.dtype:
+        return NotImplemented
+    plan = call.op.plan(call)
+    axes = plan.resized_axes(x.shape)
+    if not axes:
+        return activation_kernel("", (), x, out, None)
+    shape = list(x.shape)
+    steps = []
+    for k, axis in enumerate(axes):
+        matrix, outside = plan.weights(axis, shape[axis])
+        shape[axis] = plan.out[axis]
+        dest = None if k == len(axes) - 1 else ctx.workspace.request(shape, x.dtype)
+        count = max(1, int((matrix != 0).sum(axis=1).max()))
+        # the nonzero columns of each row, first; rows with fewer taps add zero weights
+        order = np.argsort(matrix == 0, axis=1, kind="stable")[:, :count]
+        weights = np.take_along_axis(matrix, order, axis=1)
+        const = None
+        if outside is not None and outside.any():
+            weights[outside] = 0
+            const = np.where(outside, plan.extrapolation, 0.0)
+        trailing = (1,) * (len(shape) - axis - 1)
+        taps = [(np.ascontiguousarray(order[:, t]),
+                 weights[:, t].astype(x.dtype).reshape((-1,) + trailing)) for t in range(count)]
+        plain = count == 1 and const is None and bool((weights == 1).all())
+        tmp = None if plain else ctx.workspace.request(shape, x.dtype)
+        steps.append((axis, dest, taps, plain, tmp,
+                      None if const is None else const.astype(x.dtype).reshape((-1,) + trailing)))
+
+    def resize():
+        src = x
+        for axis, dest, taps, plain, tmp, const in steps:
+            d = out if dest is None else dest.a
+            if plain:
+                np.take(src, taps[0][0], axis=axis, out=d, mode="clip")
+            else:
+                t = tmp.a
+                for j, (index, weight) in enumerate(taps):
+                    np.take(src, index, axis=axis, out=t if j else d, mode="clip")
+                    if j == 0:
+                        np.multiply(d, weight, out=d)
+                    else:
+                        np.multiply(t, weight, out=t)
+                        np.add(d, t, out=d)
+                if const is not None:
+                    np.add(d, const, out=d)
+            src = d
+    return resize
+
+
 @kernel("Slice")
 def _slice(ctx, call, ins, outs):
     x, out = ins[0], outs[0]

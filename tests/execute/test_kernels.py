@@ -329,8 +329,6 @@ def test_pad_transpose_gather_slice():
 
 def test_ops_without_a_kernel_run_their_reference():
     check("Erf", [("x", rand(2, 3))], kind="reference")
-    check("Resize", [("x", rand(1, 2, 3, 3)), ("", None), ("s", None)], {"mode": "nearest"},
-          {"s": np.array([1, 1, 2, 2], np.float32)}, kind="reference")
 
 
 @pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"])
