@@ -5,6 +5,8 @@ onnxruntime, and the kernel is a dedicated one (not 'reference')."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 import pytest
@@ -242,7 +244,7 @@ def test_conv_transpose_weight_at_run_time_and_row_tiles(monkeypatch):
           constant_inputs=(1, 2), oracle="ort", tol=1e-4)
 
 
-# -- resampling ----------------------------------------------------------------------------------
+# -- resampling -----------------------------------------------------------------------------------
 TRANSFORMS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
               "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"]
 
@@ -326,3 +328,38 @@ def test_resize_nearest_hand_checked():
 def test_resize_of_nothing_is_a_copy():
     check("Resize", [rand(1, 2, 3, 3), None, np.array([1, 1, 1, 1], np.float32)],
           {"mode": "linear"}, constant_inputs=(2,))
+
+
+# -- erf, gelu, prelu -----------------------------------------------------------------------------
+def test_erf_is_accurate_to_float32():
+    """Within one float32 ulp of math.erf (computed in float64) everywhere: small arguments
+    (relative accuracy), around 1, the tails where erf rounds to +-1, and the specials."""
+    grid = np.concatenate([np.linspace(-6, 6, 400_001), np.geomspace(1e-38, 1, 2000),
+                           -np.geomspace(1e-38, 1, 2000), [0.0, 3.925, 3.93, 10, 1e30]])
+    x = grid.astype(np.float32)
+    compiled = check("Erf", [x], opset=13)
+    got = compiled.run({"in0": x})["out0"].astype(np.float64)
+    want = np.array([math.erf(v) for v in x.astype(np.float64)])
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    assert float(np.max(np.abs(got - want) / ulp)) <= 1.0
+    special = np.array([np.inf, -np.inf, np.nan], np.float32)
+    y = compiled.run({"in0": np.resize(special, x.shape)})["out0"][:3]
+    assert y[0] == 1 and y[1] == -1 and np.isnan(y[2])
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 5, 7), (20000,)])
+def test_erf_shapes(shape):
+    check("Erf", [rand(*shape) * 2], opset=13, tol=1e-6)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(approximate):
+    x = rand(2, 3, 50, 90) * 3  # more than one chunk
+    check("Gelu", [x], {"approximate": approximate}, opset=20, tol=2e-6)
+
+
+@pytest.mark.parametrize("slope_shape", [(1,), (3, 1, 1), (5,), (2, 3, 4, 5)])
+def test_prelu(slope_shape):
+    check("PRelu", [rand(2, 3, 4, 5), rand(*slope_shape)], opset=16, constant_inputs=(1,),
+          tol=0)
+    check("PRelu", [rand(2, 3, 4, 5), rand(*slope_shape)], opset=16, tol=0)  # slope at run time
