@@ -154,6 +154,7 @@ def activation_kernel(name: str, params: Sequence[float], x: np.ndarray, out: np
 
 NEEDS_TMP = ("LeakyRelu", "HardSwish")
 TILE_BYTES = 4 << 20  # im2col columns per GEMM in the numpy conv
+STRIDED_BUFSIZE = 1024  # numpy's iterator buffer (elements) for kernels of strided adds
 
 
 def _chain(*fns) -> Kernel:
@@ -473,8 +474,13 @@ def _conv_transpose(ctx, call, ins, outs):
             out.fill(0)
         else:
             np.copyto(out, bias)
-        for i in range(n):
-            image(i)
+        # numpy buffers each strided operand of the adds (8192 elements by default)
+        saved = np.setbufsize(STRIDED_BUFSIZE)
+        try:
+            for i in range(n):
+                image(i)
+        finally:
+            np.setbufsize(saved)
     return conv_transpose
 
 
@@ -644,11 +650,13 @@ def _gelu(ctx, call, ins, outs):
             np.multiply(t, 0.5, out=os)
         return _chunked(ctx.workspace, x, out, 1, x.dtype, gelu_tanh)
 
-    def gelu(xs, os, a, t, p, q):  # x/2 * (1 + erf(x / sqrt 2))
-        np.multiply(xs, math.sqrt(0.5), out=a, dtype=np.float64)
+    def gelu(xs, os, a, t, p, q):  # x/2 * (1 + erf(x / sqrt 2)), all in float64
+        np.copyto(a, xs)
+        np.multiply(a, math.sqrt(0.5), out=a)
         _erf_into(a, t, p, q)
+        np.copyto(t, xs)
         np.add(p, 1, out=p)
-        np.multiply(p, xs, out=p)
+        np.multiply(p, t, out=p)
         np.multiply(p, 0.5, out=p)
         np.copyto(os, p, casting="same_kind")
     return _chunked(ctx.workspace, x, out, 4, np.float64, gelu)
@@ -1082,6 +1090,9 @@ def _pad(ctx, call, ins, outs):
             else:
                 copies.append((at(dest), at(source)))
     middle = out[tuple(inner)]
+    # A border is copied from out itself: through a workspace buffer, as numpy would make a
+    # temporary copy of a source within the destination's array.
+    bounce = ctx.workspace.request((max([d.size for d, _ in copies], default=1),), out.dtype)
 
     def pad():
         np.copyto(middle, src)
@@ -1091,7 +1102,9 @@ def _pad(ctx, call, ins, outs):
             else:
                 slab.fill(value)
         for dest, source in copies:
-            np.copyto(dest, source)
+            buf = bounce.a[:dest.size].reshape(dest.shape)
+            np.copyto(buf, source)
+            np.copyto(dest, buf)
     return pad
 
 

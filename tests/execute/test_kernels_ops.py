@@ -6,6 +6,7 @@ onnxruntime, and the kernel is a dedicated one (not 'reference')."""
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
 import onnx
@@ -363,3 +364,68 @@ def test_prelu(slope_shape):
     check("PRelu", [rand(2, 3, 4, 5), rand(*slope_shape)], opset=16, constant_inputs=(1,),
           tol=0)
     check("PRelu", [rand(2, 3, 4, 5), rand(*slope_shape)], opset=16, tol=0)  # slope at run time
+
+
+# -- a step allocates nothing ---------------------------------------------------------------------
+def _i64(*v):
+    return np.array(v, np.int64)
+
+
+def _f32(*v):
+    return np.array(v, np.float32)
+
+
+ALLOCATION_CASES = {  # op: (inputs, attrs, opset, constant inputs, outputs); outputs >= 256 KB
+    "ConvTranspose": ([rand(1, 16, 32, 32), rand(16, 8, 4, 4), rand(16)],
+                      dict(strides=[2, 2], pads=[1, 1, 1, 1], group=2), 17, (1, 2), 1),
+    "Resize-nearest": ([rand(1, 8, 64, 64), None, _f32(1, 1, 2, 2)], {"mode": "nearest"}, 19,
+                       (2,), 1),
+    "Resize-linear": ([rand(1, 8, 64, 64), None, _f32(1, 1, 2, 1.5)], {"mode": "linear"}, 19,
+                      (2,), 1),
+    "Resize-cubic": ([rand(1, 16, 64, 64), None, _f32(1, 1, 0.75, 2)], {"mode": "cubic"}, 19,
+                     (2,), 1),
+    "Upsample": ([rand(1, 16, 32, 32), _f32(1, 1, 2, 2)], {"mode": "nearest"}, 9, (1,), 1),
+    "Erf": ([rand(1, 16, 64, 64)], {}, 13, (), 1),
+    "Gelu": ([rand(1, 16, 64, 64)], {}, 20, (), 1),
+    "PRelu": ([rand(1, 16, 64, 64), rand(16, 1, 1)], {}, 16, (1,), 1),
+    "LayerNormalization": ([rand(64, 1024), rand(1024), rand(1024)], {}, 17, (1, 2), 3),
+    "InstanceNormalization": ([rand(2, 16, 64, 64), rand(16), rand(16)], {}, 13, (1, 2), 1),
+    "Split": ([rand(1, 32, 64, 64)], {"axis": 1}, 13, (), 2),
+    "Where": ([RNG.random((1, 16, 64, 64)) > 0.5, rand(1, 16, 64, 64), rand(16, 1, 1)], {},
+              16, (), 1),
+    "Expand": ([rand(1, 16, 1, 1), _i64(2, 16, 64, 64)], {}, 13, (1,), 1),
+    "Tile": ([rand(1, 16, 32, 32), _i64(1, 1, 2, 2)], {}, 13, (1,), 1),
+    "Pad-reflect": ([rand(1, 16, 64, 64), _i64(0, 0, 3, 2, 0, 0, 1, 4)], {"mode": "reflect"},
+                    19, (1,), 1),
+    "Pad-wrap": ([rand(1, 16, 64, 64), _i64(0, 0, 3, -2, 0, 0, 70, 4)], {"mode": "wrap"},
+                 19, (1,), 1),
+    "Pad-edge": ([rand(1, 16, 64, 64), _i64(0, 0, 3, 2, 0, 0, 1, 4)], {"mode": "edge"},
+                 19, (1,), 1),
+    "Pad-value-at-run-time": ([rand(1, 16, 64, 64), _i64(0, 0, 3, 2, 0, 0, 1, 4),
+                               _f32(2.5).reshape(())], {}, 19, (1,), 1),
+}
+
+
+@pytest.mark.parametrize("case", ALLOCATION_CASES)
+def test_a_step_allocates_nothing(case):
+    """Run once, then trace a second run: what it allocates (numpy's iterator buffers, Python
+    objects) stays far below any of the node's outputs: no temporary the size of a tensor."""
+    inputs, attrs, opset, constant, n_outputs = ALLOCATION_CASES[case]
+    op_type = case.split("-")[0]
+    model = one_node_model(op_type, inputs, attrs, opset, n_outputs, constant)
+    compiled = cnngraph.compile(from_model(model), threads=1)
+    assert compiled.kernels["n"] != "reference"
+    compiled.bind({f"in{i}": x for i, x in enumerate(inputs)
+                   if x is not None and i not in constant})
+    compiled.execute()
+    tracemalloc.start()
+    try:
+        compiled.execute()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    biggest = max(v.nbytes for v in compiled.tensors.values())
+    assert biggest >= 256 * 1024
+    # the executor test's bound: iterator buffers of broadcasting ufuncs (32 KB) pass
+    assert peak < 64 * 1024, f"{case}: a run allocated {peak} B at its peak"
+    assert current < 4 * 1024
