@@ -548,15 +548,17 @@ def _activation(ctx, call, ins, outs):
         if call.opset < 11:
             params = (float(call.attr("min")), float(call.attr("max")))
         else:
-            bounds = []
+            bounds, late = [], False
             for i, default in ((1, -np.inf), (2, np.inf)):
                 if len(ins) > i and ins[i] is not None:
-                    if call.node.inputs[i] not in ctx.constants:
-                        return NotImplemented  # bounds computed at run time
-                    bounds.append(float(np.asarray(ins[i]).reshape(())))
+                    late = late or call.node.inputs[i] not in ctx.constants
+                    bounds.append(ins[i].reshape(()))
                 else:
                     bounds.append(default)
-            params = tuple(bounds)
+            if late:  # a bound computed by an earlier step: read when this one runs
+                x, out, (lo, hi) = ins[0], outs[0], bounds
+                return lambda: np.clip(x, lo, hi, out=out)
+            params = tuple(float(b) for b in bounds)
     out = outs[0]
     tmp = ctx.workspace.request(out.shape, out.dtype) if name in NEEDS_TMP else None
     return activation_kernel(name, params, ins[0], out, tmp)

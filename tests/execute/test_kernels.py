@@ -236,7 +236,9 @@ def test_clip_leaky_hardsigmoid():
           {"lo": np.float32(-0.2), "hi": np.float32(0.3)}, kind="numpy")
     check("Clip", [("x", rand(2, 5)), ("", None), ("hi", None)], {}, {"hi": np.float32(0.3)})
     check("Clip", [("x", rand(2, 5))], {"min": -0.1, "max": 0.1}, opset=9, kind="numpy")
-    check("Clip", [("x", rand(2, 5)), ("lo", np.float32(0.0))], {}, kind="reference")
+    check("Clip", [("x", rand(2, 5)), ("lo", np.float32(0.0))], {}, kind="numpy")  # at run time
+    check("Clip", [("x", rand(2, 5)), ("lo", np.float32(0.2)), ("hi", np.float32(-0.1))], {},
+          {"hi": np.float32(-0.1)}, kind="numpy")  # min > max: every element is max
     check("LeakyRelu", [("x", rand(2, 5))], {"alpha": 0.3}, kind="numpy")
     check("LeakyRelu", [("x", rand(2, 5))], {"alpha": 2.0}, kind="numpy")
     check("HardSigmoid", [("x", rand(2, 5))], {"alpha": 0.3, "beta": 0.6}, kind="numpy")
