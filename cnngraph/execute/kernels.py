@@ -154,6 +154,7 @@ def activation_kernel(name: str, params: Sequence[float], x: np.ndarray, out: np
 
 NEEDS_TMP = ("LeakyRelu", "HardSwish")
 TILE_BYTES = 4 << 20  # im2col columns per GEMM in the numpy conv
+STRIDED_BUFSIZE = 1024  # numpy's iterator buffer (elements) for kernels of strided adds
 
 
 def _chain(*fns) -> Kernel:
@@ -400,6 +401,94 @@ def _conv(ctx, call, ins, outs):
                        int(call.attr("group")), act, params)
 
 
+def _scatter_range(n: int, tap: int, stride: int, crop: int, size: int):
+    """Inputs j in [lo, hi) whose tap lands inside the cropped output, o = tap + j*stride -
+    crop in [0, size), and the first such o; None when none does."""
+    lo = max(0, -((tap - crop) // stride))  # ceil((crop - tap) / stride)
+    hi = min(n, (crop + size - 1 - tap) // stride + 1)
+    if hi <= lo:
+        return None
+    return lo, hi, tap + lo * stride - crop
+
+
+@kernel("ConvTranspose")
+def _conv_transpose(ctx, call, ins, outs):
+    """Per image and tile of input rows: one GEMM per group into workspace columns
+    (Cout/group * kernel taps x pixels), then col2im: each tap's plane added into the strided
+    output positions it reaches (pads crop, output_padding leaves bias-only positions). The
+    output starts as the bias (or zeros)."""
+    x, w, out = ins[0], ins[1], outs[0]
+    if not _float_op(outs) or not _is_float(x) or not _is_float(w):
+        return NotImplemented
+    win = call.op.window(call)
+    g = int(call.attr("group"))
+    n, c = x.shape[:2]
+    spatial, kernel_shape = x.shape[2:], w.shape[2:]
+    cg, mg = c // g, w.shape[1]
+    taps = math.prod(kernel_shape)
+    dtype = out.dtype
+    # (g, mg*taps, cg): the GEMM's left side, packed once when the weight is a constant
+    wt = w.reshape(g, cg, mg * taps).transpose(0, 2, 1)
+    if call.node.inputs[1] in ctx.constants:
+        wt = np.ascontiguousarray(wt, dtype=dtype)
+    elif w.dtype != dtype:
+        return NotImplemented
+    b = ins[2] if len(ins) > 2 and ins[2] is not None else None
+    bias = None if b is None else b.reshape((-1,) + (1,) * len(spatial))
+    # Input rows (first spatial axis) per GEMM: the columns stay within TILE_BYTES.
+    rest = math.prod(spatial[1:])
+    per_row = g * mg * taps * rest * dtype.itemsize
+    rows = max(1, min(spatial[0], TILE_BYTES // max(per_row, 1)))
+    cols = ctx.workspace.request((g, mg * taps, rows * rest), dtype)
+    # For each tile and tap: (output slices, column slices), computed once.
+    plans = []
+    for r0 in range(0, spatial[0], rows):
+        r1 = min(spatial[0], r0 + rows)
+        adds = []
+        for k in np.ndindex(*kernel_shape):
+            dest, src = [slice(None)], [slice(None)]
+            for axis, kk in enumerate(k):
+                length = (r1 - r0) if axis == 0 else spatial[axis]
+                first = r0 if axis == 0 else 0
+                found = _scatter_range(length, kk * win.dilations[axis] +
+                                       first * win.strides[axis], win.strides[axis],
+                                       win.pads_begin[axis], win.out[axis])
+                if found is None:
+                    break
+                lo, hi, o0 = found
+                s = win.strides[axis]
+                dest.append(slice(o0, o0 + (hi - lo - 1) * s + 1, s))
+                src.append(slice(lo, hi))
+            else:
+                adds.append((tuple(dest), (slice(None), *k, *src[1:])))
+        plans.append((r0, r1, adds))
+
+    def image(i: int) -> None:
+        xi, oi = x[i], out[i]
+        for r0, r1, adds in plans:
+            m = (r1 - r0) * rest
+            col = cols.a[:, :, :m]
+            np.matmul(wt, xi[:, r0:r1].reshape(g, cg, m), out=col)
+            planes = col.reshape((g * mg,) + kernel_shape + (r1 - r0,) + spatial[1:])
+            for dest, src in adds:
+                d = oi[dest]
+                np.add(d, planes[src], out=d)
+
+    def conv_transpose():
+        if bias is None:
+            out.fill(0)
+        else:
+            np.copyto(out, bias)
+        # numpy buffers each strided operand of the adds (8192 elements by default)
+        saved = np.setbufsize(STRIDED_BUFSIZE)
+        try:
+            for i in range(n):
+                image(i)
+        finally:
+            np.setbufsize(saved)
+    return conv_transpose
+
+
 @kernel("Gemm")
 def _gemm(ctx, call, ins, outs):
     a, b = ins[0], ins[1]
@@ -464,15 +553,17 @@ def _activation(ctx, call, ins, outs):
         if call.opset < 11:
             params = (float(call.attr("min")), float(call.attr("max")))
         else:
-            bounds = []
+            bounds, late = [], False
             for i, default in ((1, -np.inf), (2, np.inf)):
                 if len(ins) > i and ins[i] is not None:
-                    if call.node.inputs[i] not in ctx.constants:
-                        return NotImplemented  # bounds computed at run time
-                    bounds.append(float(np.asarray(ins[i]).reshape(())))
+                    late = late or call.node.inputs[i] not in ctx.constants
+                    bounds.append(ins[i].reshape(()))
                 else:
                     bounds.append(default)
-            params = tuple(bounds)
+            if late:  # a bound computed by an earlier step: read when this one runs
+                x, out, (lo, hi) = ins[0], outs[0], bounds
+                return lambda: np.clip(x, lo, hi, out=out)
+            params = tuple(float(b) for b in bounds)
     out = outs[0]
     tmp = ctx.workspace.request(out.shape, out.dtype) if name in NEEDS_TMP else None
     return activation_kernel(name, params, ins[0], out, tmp)
@@ -484,6 +575,115 @@ def _unary(ctx, call, ins, outs):
         return NotImplemented
     fn, x, out = _UFUNCS[call.node.op_type], ins[0], outs[0]
     return lambda: fn(x, out=out)
+
+
+# erf(x) = x * P(x^2) / Q(x^2) for |x| <= ERF_CLAMP (past it float32's erf is +-1): a rational
+# least-squares fit (relative error 2e-9 on the range), evaluated in float64 and rounded once,
+# within 0.53 float32 ulp of the correctly rounded erf (tests check against math.erf).
+ERF_P = (1.128379169127905, 0.18514376714717262, 0.05424895650969836, 0.00383945725514415,
+         0.00037693428339343133, 4.613835139333222e-06, -1.282492945176017e-08)
+ERF_Q = (1.0, 0.4974127977844293, 0.11388067083086306, 0.015432343658951995,
+         0.001301927723214925, 6.244227150075526e-05)
+ERF_CLAMP = 3.925
+CHUNK = 8192  # elements per pass of the multi-step element-wise kernels (temporaries in cache)
+
+
+def _horner(coefs, t, acc) -> None:
+    """acc = sum coefs[i] * t**i, in place (coefs lowest degree first)."""
+    np.multiply(t, coefs[-1], out=acc)
+    np.add(acc, coefs[-2], out=acc)
+    for c in coefs[-3::-1]:
+        np.multiply(acc, t, out=acc)
+        np.add(acc, c, out=acc)
+
+
+def _chunked(ws: Workspace, x: np.ndarray, out: np.ndarray, slots: int, dtype, body):
+    """A kernel calling body(x_chunk, out_chunk, *scratch) over CHUNK-element pieces of the
+    flattened x and out, with ``slots`` scratch arrays of one chunk each."""
+    fx, fo = x.reshape(-1), out.reshape(-1)
+    size = fx.size
+    chunk = max(1, min(size, CHUNK))
+    scratch = [ws.request((chunk,), dtype) for _ in range(slots)]
+    spans = [(i, min(size, i + chunk)) for i in range(0, size, chunk)]
+
+    def run():
+        bufs = [s.a for s in scratch]
+        for i0, i1 in spans:
+            m = i1 - i0
+            body(fx[i0:i1], fo[i0:i1], *(b[:m] for b in bufs))
+    return run
+
+
+def _erf_into(a, t, p, q) -> None:
+    """p = erf(a) in float64 (a is clamped in place; t and q are scratch)."""
+    np.clip(a, -ERF_CLAMP, ERF_CLAMP, out=a)
+    np.multiply(a, a, out=t)
+    _horner(ERF_P, t, p)
+    _horner(ERF_Q, t, q)
+    np.divide(p, q, out=p)
+    np.multiply(p, a, out=p)
+
+
+@kernel("Erf")
+def _erf(ctx, call, ins, outs):
+    x, out = ins[0], outs[0]
+    if not _float_op(outs) or x.dtype != out.dtype or not x.flags.c_contiguous:
+        return NotImplemented
+
+    def erf(xs, os, a, t, p, q):
+        np.copyto(a, xs)
+        _erf_into(a, t, p, q)
+        np.copyto(os, p, casting="same_kind")
+    return _chunked(ctx.workspace, x, out, 4, np.float64, erf)
+
+
+@kernel("Gelu")
+def _gelu(ctx, call, ins, outs):
+    x, out = ins[0], outs[0]
+    if not _float_op(outs) or x.dtype != out.dtype or not x.flags.c_contiguous:
+        return NotImplemented
+    if call.op.approximate(call) == "tanh":
+        k = math.sqrt(2 / math.pi)
+
+        def gelu_tanh(xs, os, t):  # x/2 * (1 + tanh(k * (x + 0.044715 x^3)))
+            np.multiply(xs, xs, out=t)
+            np.multiply(t, 0.044715, out=t)
+            np.add(t, 1, out=t)
+            np.multiply(t, xs, out=t)
+            np.multiply(t, k, out=t)
+            np.tanh(t, out=t)
+            np.add(t, 1, out=t)
+            np.multiply(t, xs, out=t)
+            np.multiply(t, 0.5, out=os)
+        return _chunked(ctx.workspace, x, out, 1, x.dtype, gelu_tanh)
+
+    def gelu(xs, os, a, t, p, q):  # x/2 * (1 + erf(x / sqrt 2)), all in float64
+        np.copyto(a, xs)
+        np.multiply(a, math.sqrt(0.5), out=a)
+        _erf_into(a, t, p, q)
+        np.copyto(t, xs)
+        np.add(p, 1, out=p)
+        np.multiply(p, t, out=p)
+        np.multiply(p, 0.5, out=p)
+        np.copyto(os, p, casting="same_kind")
+    return _chunked(ctx.workspace, x, out, 4, np.float64, gelu)
+
+
+@kernel("PRelu")
+def _prelu(ctx, call, ins, outs):
+    """max(x, 0) + slope * min(x, 0): x where x >= 0, slope * x below, exactly."""
+    x, slope, out = ins[0], ins[1], outs[0]
+    if not _float_op(outs) or x.dtype != out.dtype or not _is_float(slope):
+        return NotImplemented
+    tmp = ctx.workspace.request(out.shape, out.dtype)
+
+    def prelu():
+        t = tmp.a
+        np.minimum(x, 0, out=t)
+        np.multiply(t, slope, out=t)
+        np.maximum(x, 0, out=out)
+        np.add(out, t, out=out)
+    return prelu
 
 
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
@@ -534,6 +734,76 @@ def _batchnorm(ctx, call, ins, outs):
         np.multiply(x, s, out=out)
         np.add(out, t, out=out)
     return bn
+
+
+def _standardize(ws: Workspace, x2: np.ndarray, o2: np.ndarray, eps: float,
+                 mean: Optional[np.ndarray] = None, inv: Optional[np.ndarray] = None):
+    """A kernel for o2 = (x2 - mean) * inv per row of the 2-D x2, inv = 1/sqrt(var + eps);
+    ``mean`` and ``inv`` (rows, 1) are written too when given (else workspace). Returns the
+    kernel and a getter of the inv array (callers scale it per row)."""
+    rows, cols = x2.shape
+    mean_slot = None if mean is not None else ws.request((rows, 1), x2.dtype)
+    inv_slot = None if inv is not None else ws.request((rows, 1), x2.dtype)
+
+    def get_inv():
+        return inv if inv is not None else inv_slot.a
+
+    def standardize():
+        m = mean if mean is not None else mean_slot.a
+        v = get_inv()
+        np.mean(x2, axis=1, keepdims=True, out=m)
+        np.subtract(x2, m, out=o2)
+        np.vecdot(o2, o2, out=v[:, 0])  # sum of squares per row, no (rows, cols) temporary
+        np.multiply(v, 1.0 / cols, out=v)
+        np.add(v, eps, out=v)
+        np.sqrt(v, out=v)
+        np.reciprocal(v, out=v)
+    return standardize, get_inv
+
+
+@kernel("LayerNormalization")
+def _layernorm(ctx, call, ins, outs):
+    x, out = ins[0], outs[0]
+    if not _float_op(outs[:1]) or x.dtype != out.dtype or \
+            any(o is not None and o.dtype != out.dtype for o in outs[1:]):
+        return NotImplemented  # a stash_type other than the data's
+    axis = call.op._axis(call)
+    rows = math.prod(x.shape[:axis])
+    x2, o2 = x.reshape(rows, -1), out.reshape(rows, -1)
+    stats = [o.reshape(rows, 1) if o is not None else None for o in outs[1:3]]
+    stats += [None] * (2 - len(stats))
+    standardize, get_inv = _standardize(ctx.workspace, x2, o2, float(call.attr("epsilon")),
+                                        *stats)
+    scale = ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+
+    def layernorm():
+        standardize()
+        np.multiply(o2, get_inv(), out=o2)
+        np.multiply(out, scale, out=out)
+        if bias is not None:
+            np.add(out, bias, out=out)
+    return layernorm
+
+
+@kernel("InstanceNormalization")
+def _instancenorm(ctx, call, ins, outs):
+    x, out = ins[0], outs[0]
+    if not _float_op(outs) or x.dtype != out.dtype:
+        return NotImplemented
+    n, c = x.shape[:2]
+    x2, o2 = x.reshape(n * c, -1), out.reshape(n * c, -1)
+    standardize, get_inv = _standardize(ctx.workspace, x2, o2, float(call.attr("epsilon")))
+    scale, bias = ins[1].reshape(c), ins[2].reshape(c, 1)
+    o3 = out.reshape(n, c, -1)
+
+    def instancenorm():
+        standardize()
+        inv = get_inv()
+        np.multiply(inv.reshape(n, c), scale, out=inv.reshape(n, c))  # per row: inv * scale
+        np.multiply(o2, inv, out=o2)
+        np.add(o3, bias, out=o3)
+    return instancenorm
 
 
 def _pool_window(call):
@@ -777,25 +1047,129 @@ def _cast(ctx, call, ins, outs):
 
 @kernel("Pad")
 def _pad(ctx, call, ins, outs):
+    """Crop (negative pads) and copy the inside, then fill the borders one axis at a time:
+    earlier axes over their whole padded extent, later ones over the inside, so each border
+    slab reads only what is already in place (edge, reflect, wrap) or takes the value."""
     x, out = ins[0], outs[0]
-    op = call.op
     from ..ops.shape import _text
 
-    widths = op.widths(call)
-    if _text(call, "mode") != "constant" or any(b < 0 or e < 0 for b, e in widths):
-        return NotImplemented
-    if call.opset >= 11:
-        value = ins[2] if len(ins) > 2 and ins[2] is not None else 0
+    widths = call.op.widths(call)
+    mode = _text(call, "mode")
+    src = x[tuple(slice(-min(b, 0), d + min(e, 0)) for d, (b, e) in zip(x.shape, widths))]
+    grow = [(max(b, 0), max(e, 0)) for b, e in widths]
+    inner = [slice(b, b + d) for (b, _), d in zip(grow, src.shape)]
+    runtime_value = (mode == "constant" and call.opset >= 11 and len(ins) > 2
+                     and ins[2] is not None and call.node.inputs[2] not in ctx.constants)
+    if runtime_value:  # computed by an earlier step: read when the step runs
+        value = ins[2].reshape(())
+    elif call.opset < 11:
+        value = np.asarray(call.attr("value")).item()
     else:
-        value = call.attr("value")
-    value = np.asarray(value).item()
-    inner = tuple(slice(b, b + d) for (b, _), d in zip(widths, x.shape))
-    dest = out[inner]
+        value = np.asarray(ins[2] if len(ins) > 2 and ins[2] is not None else 0).item()
+    fills, copies = [], []  # (slab, value) and (slab, source), in the order they must run
+    for a, (b, e) in enumerate(grow):
+        n = src.shape[a]
+
+        def at(sl, a=a):
+            return out[tuple(slice(None) for _ in range(a)) + (sl,) + tuple(inner[a + 1:])]
+        steps = []
+        if mode == "constant":
+            steps = [(slice(0, b), None), (slice(b + n, b + n + e), None)]
+        elif mode == "edge":
+            steps = [(slice(0, b), slice(b, b + 1)), (slice(b + n, b + n + e),
+                                                      slice(b + n - 1, b + n))]
+        elif mode == "reflect":  # b, e < n (the op checks)
+            steps = [(slice(0, b), slice(2 * b, b, -1)),
+                     (slice(b + n, b + n + e), slice(b + n - 2, (b + n - 2 - e) if
+                                                     b + n - 2 - e >= 0 else None, -1))]
+        elif mode == "wrap":  # period n: chunks of at most n, each from the one before it
+            steps = [(slice(max(0, j - n), j), slice(max(0, j - n) + n, j + n))
+                     for j in range(b, 0, -n)]
+            steps += [(slice(j, min(b + n + e, j + n)), slice(j - n, min(b + n + e, j + n) - n))
+                      for j in range(b + n, b + n + e, n)]
+        else:
+            return NotImplemented
+        for dest, source in steps:
+            if dest.stop is not None and dest.stop <= dest.start:
+                continue
+            if source is None:
+                fills.append(at(dest))
+            else:
+                copies.append((at(dest), at(source)))
+    middle = out[tuple(inner)]
+    # A border is copied from out itself: through a workspace buffer, as numpy would make a
+    # temporary copy of a source within the destination's array.
+    bounce = ctx.workspace.request((max([d.size for d, _ in copies], default=1),), out.dtype)
 
     def pad():
-        out.fill(value)
-        np.copyto(dest, x)
+        np.copyto(middle, src)
+        for slab in fills:
+            if runtime_value:
+                np.copyto(slab, value)
+            else:
+                slab.fill(value)
+        for dest, source in copies:
+            buf = bounce.a[:dest.size].reshape(dest.shape)
+            np.copyto(buf, source)
+            np.copyto(dest, buf)
     return pad
+
+
+@kernel("Resize", "Upsample")
+def _resize(ctx, call, ins, outs):
+    """One resized axis at a time (every mode is separable), each as a few taps: output i
+    along the axis = sum over taps t of weight[t, i] * input[index[t, i]], gathered with
+    np.take into workspace. The taps come from the op's own interpolation matrix (nearest:
+    one tap of weight 1; linear two, cubic four, antialias more); outputs outside the input
+    (tf_crop_and_resize) get zero weights plus the extrapolation value."""
+    x, out = ins[0], outs[0]
+    if not _float_op(outs) or x.dtype != out.dtype:
+        return NotImplemented
+    plan = call.op.plan(call)
+    axes = plan.resized_axes(x.shape)
+    if not axes:
+        return activation_kernel("", (), x, out, None)
+    shape = list(x.shape)
+    steps = []
+    for k, axis in enumerate(axes):
+        matrix, outside = plan.weights(axis, shape[axis])
+        shape[axis] = plan.out[axis]
+        dest = None if k == len(axes) - 1 else ctx.workspace.request(shape, x.dtype)
+        count = max(1, int((matrix != 0).sum(axis=1).max()))
+        # the nonzero columns of each row, first; rows with fewer taps add zero weights
+        order = np.argsort(matrix == 0, axis=1, kind="stable")[:, :count]
+        weights = np.take_along_axis(matrix, order, axis=1)
+        const = None
+        if outside is not None and outside.any():
+            weights[outside] = 0
+            const = np.where(outside, plan.extrapolation, 0.0)
+        trailing = (1,) * (len(shape) - axis - 1)
+        taps = [(np.ascontiguousarray(order[:, t]),
+                 weights[:, t].astype(x.dtype).reshape((-1,) + trailing)) for t in range(count)]
+        plain = count == 1 and const is None and bool((weights == 1).all())
+        tmp = None if plain else ctx.workspace.request(shape, x.dtype)
+        steps.append((axis, dest, taps, plain, tmp,
+                      None if const is None else const.astype(x.dtype).reshape((-1,) + trailing)))
+
+    def resize():
+        src = x
+        for axis, dest, taps, plain, tmp, const in steps:
+            d = out if dest is None else dest.a
+            if plain:
+                np.take(src, taps[0][0], axis=axis, out=d, mode="clip")
+            else:
+                t = tmp.a
+                for j, (index, weight) in enumerate(taps):
+                    np.take(src, index, axis=axis, out=t if j else d, mode="clip")
+                    if j == 0:
+                        np.multiply(d, weight, out=d)
+                    else:
+                        np.multiply(t, weight, out=t)
+                        np.add(d, t, out=d)
+                if const is not None:
+                    np.add(d, const, out=d)
+            src = d
+    return resize
 
 
 @kernel("Slice")
@@ -807,3 +1181,54 @@ def _slice(ctx, call, ins, outs):
 
 def dtype_of(t) -> np.dtype:
     return dtypes.numpy_dtype(t.dtype)
+
+
+@kernel("Split")
+def _split(ctx, call, ins, outs):
+    x = ins[0]
+    axis, sizes = call.op.sizes(call)
+    copies = []
+    at = 0
+    for size, out in zip(sizes, outs):
+        src = x[(slice(None),) * axis + (slice(at, at + size),)]
+        at += size
+        if out is not None and not _same_memory(out, src):
+            copies.append((out, src))
+    if not copies:
+        return None
+
+    def split():
+        for out, src in copies:
+            np.copyto(out, src)
+    return split
+
+
+@kernel("Where")
+def _where(ctx, call, ins, outs):
+    cond, x, y = ins
+    out = outs[0]
+    if any(np.may_share_memory(out, v) for v in ins):
+        return NotImplemented  # Y first, then X where the condition holds: both must stay
+
+    def where():
+        np.copyto(out, y)
+        np.copyto(out, x, where=cond)
+    return where
+
+
+@kernel("Expand")
+def _expand(ctx, call, ins, outs):
+    x, out = ins[0], outs[0]
+    return lambda: np.copyto(out, x)
+
+
+@kernel("Tile")
+def _tile(ctx, call, ins, outs):
+    """out seen as (r0, d0, r1, d1, ...): one broadcast copy of x as (1, d0, 1, d1, ...)."""
+    x, out = ins[0], outs[0]
+    repeats = call.op.repeats(call)
+    if not (x.flags.c_contiguous and out.flags.c_contiguous):
+        return NotImplemented  # the reshapes below must be views
+    dest = out.reshape([v for r, d in zip(repeats, x.shape) for v in (r, d)])
+    src = x.reshape([v for d in x.shape for v in (1, d)])
+    return lambda: np.copyto(dest, src)

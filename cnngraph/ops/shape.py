@@ -609,7 +609,7 @@ class _Resampling:
                 x = np.full(n_out, 0.5 * (start + end) * (n_in - 1))
             outside = (x < 0) | (x > n_in - 1)
         elif t == "pytorch_half_pixel":
-            x = (y + 0.5) / scale - 0.5 if n_out > 1 else np.full(n_out, -0.5)
+            x = (y + 0.5) / scale - 0.5 if n_out > 1 else np.zeros(n_out)  # as the spec says
         elif t == "half_pixel":
             x = (y + 0.5) / scale - 0.5
         elif t == "tf_half_pixel_for_nn":

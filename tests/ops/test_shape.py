@@ -525,6 +525,9 @@ def test_resize_values(given, attrs):
     ("Resize", 19, [None, S(0, 0, 0.2, 0.1, 1, 1, 0.9, 1.2), S(1, 1, 1.6, 0.8)],
      {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize",
       "extrapolation_value": -3.0}),
+    # ...and samples -0.5 for pytorch_half_pixel into one output; the spec says 0
+    ("Resize", 19, [None, E, None, I64(1, 2, 1, 3)],
+     {"mode": "cubic", "coordinate_transformation_mode": "pytorch_half_pixel"}),
     # Resize-10: asymmetric coordinates; nearest floors when enlarging, ceils when shrinking
     ("Resize", 10, [None, S(1, 1, 0.6, 2.5)], {"mode": "nearest"}),
     ("Resize", 10, [None, S(1, 1, 2, 1.5)], {"mode": "linear"}),
