@@ -3,8 +3,6 @@ runs repeat, thread counts agree, and bad input is one clear error."""
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -12,7 +10,7 @@ import cnngraph
 from cnngraph.errors import CnnGraphError, InputShapeError, NodeError, UnsupportedOpError
 from cnngraph.ir import Graph, Node, TensorInfo
 
-from .nets import mixed_weighted
+from .nets import allocated_by_run, mixed_weighted
 
 X = np.random.default_rng(5).standard_normal((2, 3, 20, 20)).astype(np.float32)
 
@@ -51,13 +49,7 @@ def test_a_run_allocates_no_activation_memory(compiled):
     """What a run allocates besides the arena (measured): numpy's small iterator buffers and
     Python objects, far below any activation, and nothing left behind."""
     compiled.bind({"x": X})
-    compiled.execute()
-    tracemalloc.start()
-    try:
-        compiled.execute()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    current, peak = allocated_by_run(compiled)
     smallest_big = max(v.nbytes for v in compiled.tensors.values())
     assert peak < 64 * 1024 < smallest_big * 4
     assert current < 4 * 1024

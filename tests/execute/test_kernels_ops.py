@@ -6,7 +6,6 @@ onnxruntime, and the kernel is a dedicated one (not 'reference')."""
 from __future__ import annotations
 
 import math
-import tracemalloc
 
 import numpy as np
 import onnx
@@ -19,6 +18,7 @@ import cnngraph
 from cnngraph.frontends.onnx import from_model
 
 from ..util import one_node_model
+from .nets import allocated_by_run
 
 RNG = np.random.default_rng(23)
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -423,13 +423,7 @@ def test_a_step_allocates_nothing(case):
     assert compiled.kernels["n"] != "reference"
     compiled.bind({f"in{i}": x for i, x in enumerate(inputs)
                    if x is not None and i not in constant})
-    compiled.execute()
-    tracemalloc.start()
-    try:
-        compiled.execute()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    current, peak = allocated_by_run(compiled)
     biggest = max(v.nbytes for v in compiled.tensors.values())
     assert biggest >= 256 * 1024
     # the executor test's bound: iterator buffers of broadcasting ufuncs (32 KB) pass
