@@ -33,6 +33,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+import numpy as np
+
+from .._native import native
 from ..ops import lookup
 from .cost import tensor_bytes
 
@@ -57,14 +60,27 @@ class Aliasing(NamedTuple):
 
 
 def alias(graph, shapes, order: Sequence[str], dtype: str = "float32",
-          inplace: bool = True, training: bool = False) -> Aliasing:
+          inplace: bool = True, training: bool = False, use_native: bool = True) -> Aliasing:
     """The storages of the activations of ``order`` (running nodes, topologically sorted).
 
     ``training``: what the forward pass keeps for the backward pass. A value is written
     over in place only when no reader needs it for its gradient (every reader's op has
     ``grad_from_output``: ReLU over BN's output, the residual Add over the last BN's, as
     torchvision's in-place ReLU and ``out += identity`` do); no Concat is eliminated.
+
+    The rules run natively over integer arrays (csrc/aliasing.pyx); ``use_native=False``,
+    or a graph that names one tensor twice, runs `alias_py`, the plain-Python twin.
     """
+    if use_native:
+        found = _alias_native(graph, shapes, order, dtype, inplace, training)
+        if found is not None:
+            return found
+    return alias_py(graph, shapes, order, dtype, inplace, training)
+
+
+def alias_py(graph, shapes, order: Sequence[str], dtype: str = "float32",
+             inplace: bool = True, training: bool = False) -> Aliasing:
+    """`alias` in plain Python: the native core's twin and test oracle."""
     nodes = [graph.nodes[name] for name in order]
     types = shapes.types
     size: dict[str, int] = {}
@@ -186,6 +202,155 @@ def alias(graph, shapes, order: Sequence[str], dtype: str = "float32",
             _collect(st, 0, children, group)
             groups.append(group)
     return Aliasing(leaf, leaves, groups, size, producer, readers, preds)
+
+
+# node flags of the native core
+_VIEW, _GRAD_FROM_OUTPUT, _CONCAT = 1, 2, 4
+
+
+class Table(NamedTuple):
+    """`alias`'s result in numbers (csrc/aliasing.pyx): tensor k is ``names[k]`` with
+    ``sizes[k]`` bytes and ``producer[k]``; ``core`` holds the decisions (readers, preds,
+    value, storage, parent, offset...) and ``leaves`` the leaf storages (leaf_st, their
+    tensors, keep lists, pinned, and the nodes reading them: cons_ptr/cons)."""
+
+    names: list
+    sizes: list
+    producer: list
+    outputs: set
+    core: dict
+    leaves: dict
+
+
+def table(graph, shapes, order, dtype: str = "float32", inplace: bool = True,
+          training: bool = False):
+    """The native `alias` in numbers, or None when the graph names a tensor twice or
+    ``order`` reads a tensor before making it (`alias_py` then answers)."""
+    nodes = [graph.nodes[name] for name in order]
+    types = shapes.types
+    tid: dict[str, int] = {}
+    names, sizes, producer = [], [], []
+    for name in graph.input_names:
+        if name in types:
+            if name in tid:
+                return None
+            tid[name] = len(names)
+            names.append(name)
+            sizes.append(tensor_bytes(shapes, name, dtype))
+            producer.append(-1)
+    n = len(nodes)
+    in_len, out0 = [0] * n, [-1] * n
+    flags, ip_len, ip_k = [0] * n, [0] * n, []
+    op_flags: dict = {}  # op class -> (flags, in_place)
+    for i, node in enumerate(nodes):
+        in_len[i] = len(node.inputs)
+        for o in node.outputs:
+            if o and o in types:
+                if o in tid:
+                    return None
+                tid[o] = len(names)
+                names.append(o)
+                sizes.append(tensor_bytes(shapes, o, dtype))
+                producer.append(i)
+        if node.outputs:
+            out0[i] = tid.get(node.outputs[0], -1)
+        op = lookup(node)
+        f = op_flags.get(type(op))
+        if f is None:
+            f = op_flags[type(op)] = ((_VIEW if op.is_view else 0)
+                                      | (_GRAD_FROM_OUTPUT if op.grad_from_output else 0),
+                                      tuple(op.in_place))
+        flags[i] = f[0]
+        if f[1]:
+            ip_len[i] = len(f[1])
+            ip_k.extend(f[1])
+        if node.op_type == "Concat" and out0[i] >= 0:
+            shape = types[node.outputs[0]].shape
+            axis = node.attrs.get("axis", 0)
+            axis = axis + len(shape) if axis < 0 else axis
+            if not any(d != 1 for d in shape[:axis]):
+                flags[i] |= _CONCAT
+    i64 = np.int64
+    get = tid.get
+    in_ids = np.fromiter((get(t, -1) for node in nodes for t in node.inputs), dtype=i64,
+                         count=sum(in_len))
+    producer_a = np.array(producer, dtype=i64)
+    reader = np.repeat(np.arange(n, dtype=i64), in_len)
+    known = in_ids >= 0
+    if (producer_a[in_ids[known]] >= reader[known]).any():
+        return None  # not a topological order
+    outputs = set(graph.outputs)
+    T = len(names)
+    is_output = np.fromiter((t in outputs for t in names), dtype=bool, count=T).astype(i64)
+
+    def ptr(lens):
+        out = np.zeros(len(lens) + 1, dtype=i64)
+        np.cumsum(lens, out=out[1:])
+        return out
+
+    mod = native("aliasing")
+    keys = ("rd_ptr", "rd_idx", "pr_ptr", "pr_idx", "value", "storage", "parent", "offset",
+            "made", "vnext", "cnext")
+    core = dict(zip(keys, mod.alias_arrays(
+        n, ptr(in_len), in_ids, np.array(out0, dtype=i64), np.array(sizes, dtype=i64),
+        producer_a, is_output, np.array(flags, dtype=i64), ptr(ip_len),
+        np.array(ip_k, dtype=i64), bool(inplace), bool(training), _ANCESTRY_BUDGET)))
+    leaves = mod.leaf_arrays(n, core["value"], core["storage"], core["parent"],
+                             core["offset"], core["vnext"], core["cnext"], core["rd_ptr"],
+                             core["rd_idx"], producer_a, is_output)
+    return Table(names, sizes, producer, outputs, core, leaves)
+
+
+def rows(ptr, idx) -> list:
+    """The rows of a CSR pair, as lists."""
+    ptr, idx = ptr.tolist(), idx.tolist()
+    return [idx[ptr[k]:ptr[k + 1]] for k in range(len(ptr) - 1)]
+
+
+def table_groups(tb: Table) -> list:
+    """Per outermost eliminated Concat, its leaves and their offsets (as `alias` has them)."""
+    parent, names = tb.core["parent"], tb.names
+    sliced = np.flatnonzero(parent >= 0)
+    sliced = sliced[np.argsort(tb.core["made"][sliced])]  # in the order the slices were made
+    parent_of = {names[c]: (names[p], off) for c, p, off in
+                 zip(sliced.tolist(), parent[sliced].tolist(),
+                     tb.core["offset"][sliced].tolist())}
+    children: dict[str, list] = {}
+    for c, (p, off) in parent_of.items():
+        children.setdefault(p, []).append((off, c))
+    for kids in children.values():
+        kids.sort()
+    groups = []
+    for st in children:
+        if st not in parent_of:
+            group: list = []
+            _collect(st, 0, children, group)
+            groups.append(group)
+    return groups
+
+
+def _alias_native(graph, shapes, order, dtype, inplace, training):
+    """`alias` by the native core, named again; None where `table` declines."""
+    tb = table(graph, shapes, order, dtype, inplace, training)
+    if tb is None:
+        return None
+    names, lv = tb.names, tb.leaves
+    in_leaf = [names[t] for t in lv["leaf_t"].tolist()]
+    leaf = dict(zip(in_leaf, [names[t] for t in lv["leaf_home"].tolist()]))
+    leaves: dict[str, tuple] = {}
+    kp, keep_all = lv["keep_ptr"].tolist(), lv["keep"].tolist()
+    sliced = (tb.core["parent"][lv["leaf_st"]] >= 0).tolist()
+    for k, (t, lo, hi, plain, pin) in enumerate(zip(
+            lv["leaf_st"].tolist(), lv["ten_lo"].tolist(), lv["ten_hi"].tolist(),
+            lv["plain"].tolist(), lv["pinned"].tolist())):
+        # the twin's types: a tuple for a tensor sharing nothing, else lists
+        tensors = (names[t],) if plain else in_leaf[lo:hi]
+        keep = [names[u] for u in keep_all[kp[k]:kp[k + 1]]] if sliced[k] else tensors
+        leaves[names[t]] = (tensors, keep, bool(pin))
+    return Aliasing(leaf, leaves, table_groups(tb), dict(zip(names, tb.sizes)),
+                    dict(zip(names, tb.producer)),
+                    dict(zip(names, rows(tb.core["rd_ptr"], tb.core["rd_idx"]))),
+                    rows(tb.core["pr_ptr"], tb.core["pr_idx"]))
 
 
 def _all_ancestors(targets: set, node: int, preds) -> bool:

@@ -24,6 +24,7 @@ pure-Python twins and test oracles.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -99,6 +100,10 @@ class MemoryProblem:
     def all_preds(self) -> list:
         """Predecessors: the declared ones plus every consumed tensor's producer."""
         if "preds" not in self._cache:
+            if self.n > _SMALL:  # from the CSR arrays, which compute them in numpy
+                ptr, idx = self.arrays()["pred_ptr"].tolist(), self.arrays()["pred_idx"].tolist()
+                self._cache["preds"] = [idx[ptr[v]:ptr[v + 1]] for v in range(self.n)]
+                return self._cache["preds"]
             ps = [set(p) for p in self.preds]
             for t, cs in enumerate(self.consumers):
                 if self.producer[t] >= 0:
@@ -130,6 +135,9 @@ class MemoryProblem:
         """CSR int64 arrays for the native core (cached)."""
         if "arrays" in self._cache:
             return self._cache["arrays"]
+        if self.n > _SMALL:
+            self._cache["arrays"] = a = self._arrays_numpy()
+            return a
         n, T = self.n, len(self.sizes)
         preds = self.all_preds()
         ins = [[] for _ in range(n)]
@@ -157,8 +165,51 @@ class MemoryProblem:
         self._cache["ins"], self._cache["outs"] = ins, outs
         return a
 
+    def _arrays_numpy(self) -> dict:
+        """`arrays` without a Python loop per node or tensor (the same arrays: rows in
+        index order, each row's entries ascending)."""
+        n, T = self.n, len(self.sizes)
+        i64 = np.int64
+
+        def csr(rows, cols, nrows):  # rows sorted (stably) by row
+            ptr = np.zeros(nrows + 1, dtype=i64)
+            np.cumsum(np.bincount(rows, minlength=nrows), out=ptr[1:])
+            return ptr, np.ascontiguousarray(cols, dtype=i64)
+
+        a = {}
+        lens = np.fromiter(map(len, self.consumers), dtype=i64, count=T)
+        cons_idx = np.fromiter(itertools.chain.from_iterable(self.consumers), dtype=i64,
+                               count=int(lens.sum()))
+        a["cons_ptr"], a["cons_idx"] = csr(np.repeat(np.arange(T, dtype=i64), lens), cons_idx,
+                                           T)
+        a["sizes"] = np.array(self.sizes, dtype=i64)
+        producer = a["producer"] = np.array(self.producer, dtype=i64)
+        a["pinned"] = np.array(self.pinned, dtype=bool).astype(i64)
+        cons_t = np.repeat(np.arange(T, dtype=i64), lens)  # the tensor of each consumer entry
+        by_node = np.argsort(cons_idx, kind="stable")
+        a["in_ptr"], a["in_idx"] = csr(cons_idx[by_node], cons_t[by_node], n)
+        made = np.flatnonzero(producer >= 0)
+        by_producer = made[np.argsort(producer[made], kind="stable")]
+        a["out_ptr"], a["out_idx"] = csr(producer[by_producer], by_producer, n)
+        # predecessors: declared ones and consumed tensors' producers, each row sorted, unique
+        plens = np.fromiter(map(len, self.preds), dtype=i64, count=n)
+        declared = np.fromiter(itertools.chain.from_iterable(self.preds), dtype=i64,
+                               count=int(plens.sum()))
+        fed = producer[cons_t] >= 0
+        v = np.concatenate((np.repeat(np.arange(n, dtype=i64), plens), cons_idx[fed]))
+        u = np.concatenate((declared, producer[cons_t[fed]]))
+        key = np.unique(v * n + u)
+        a["pred_ptr"], a["pred_idx"] = csr(key // n, key % n, n)
+        return a
+
     def node_tensors(self):
-        self.arrays()
+        """Per node: the tensors it reads and the tensors it writes (lists, cached)."""
+        if "ins" not in self._cache:
+            a = self.arrays()
+            for key, ptr, idx in (("ins", a["in_ptr"], a["in_idx"]),
+                                  ("outs", a["out_ptr"], a["out_idx"])):
+                ptr, idx = ptr.tolist(), idx.tolist()
+                self._cache[key] = [idx[ptr[v]:ptr[v + 1]] for v in range(self.n)]
         return self._cache["ins"], self._cache["outs"]
 
 
@@ -192,12 +243,15 @@ def memory_problem(graph, shapes, dtype: str = "float32",
     Bytes come from cost.tensor_bytes; constants are parameters and left out. ``order``
     (node names) sets the numbering 0..n-1; the default is the model's own order.
     """
-    from .aliasing import alias
+    from .aliasing import alias_py, table
 
     if order is None:
         order = [n for n in graph.order() if shapes.is_compute(n)]
     order = list(order)
-    al = alias(graph, shapes, order, dtype, inplace=inplace)
+    tb = table(graph, shapes, order, dtype, inplace=inplace)
+    if tb is not None:
+        return _problem_from_table(order, tb)
+    al = alias_py(graph, shapes, order, dtype, inplace=inplace)
     names, sizes, producer, consumers, pinned = [], [], [], [], []
     readers = al.readers
     for s, (_tensors, keep, pin) in al.leaves.items():
@@ -222,6 +276,34 @@ def memory_problem(graph, shapes, dtype: str = "float32",
         tensor_names=tuple(names),
         groups=tuple(tuple((index[s], off) for s, off in g) for g in al.groups),
         homes=tuple((t, index[s], al.nbytes[t]) for t, s in al.leaf.items()),
+        check=False,
+    )
+
+
+def _problem_from_table(order: list, tb) -> MemoryProblem:
+    """`memory_problem` from the native aliasing's numbers, without naming every storage's
+    tensors first (the same problem as from `alias`'s dicts)."""
+    from .aliasing import rows, table_groups
+
+    lv, names = tb.leaves, tb.names
+    leaf_st = lv["leaf_st"]
+    sizes, producer = np.array(tb.sizes, dtype=np.int64), np.array(tb.producer, dtype=np.int64)
+    index = np.full(len(names), -1, dtype=np.int64)
+    index[leaf_st] = np.arange(len(leaf_st), dtype=np.int64)
+    leaf_names = [names[s] for s in leaf_st.tolist()]
+    at = {s: k for k, s in enumerate(leaf_names)}
+    leaf_t = lv["leaf_t"]
+    return MemoryProblem(
+        node_names=tuple(order),
+        preds=tuple(map(tuple, rows(tb.core["pr_ptr"], tb.core["pr_idx"]))),
+        sizes=tuple(sizes[leaf_st].tolist()),
+        producer=tuple(producer[leaf_st].tolist()),
+        consumers=tuple(map(tuple, rows(lv["cons_ptr"], lv["cons"]))),
+        pinned=tuple((lv["pinned"] != 0).tolist()),
+        tensor_names=tuple(leaf_names),
+        groups=tuple(tuple((at[s], off) for s, off in g) for g in table_groups(tb)),
+        homes=tuple(zip([names[t] for t in leaf_t.tolist()],
+                        index[lv["leaf_home"]].tolist(), sizes[leaf_t].tolist())),
         check=False,
     )
 
@@ -346,30 +428,46 @@ def lower_bound(problem: MemoryProblem) -> int:
 
     For node v: its inputs and outputs, and every tensor produced before v in every order
     (a graph input, or by an ancestor of v) that some descendant of v still reads or that
-    is pinned. Ancestry is skipped above 20k nodes (then: inputs, outputs, pinned inputs).
+    is pinned. Ancestry is skipped above 2,000 nodes (then: inputs, outputs, pinned inputs).
     """
     n = problem.n
     if n == 0:
         return 0
+    if n > _LB_ANCESTRY_LIMIT:
+        return _lower_bound_local(problem)
     ins, outs = problem.node_tensors()
     T = len(problem.sizes)
     always = [t for t in range(T) if problem.producer[t] < 0 and problem.pinned[t]]
-    use_anc = n <= _LB_ANCESTRY_LIMIT
-    if use_anc:
-        anc, desc = _ancestry(problem)
-        cmask = [sum(1 << c for c in cs) for cs in problem.consumers]
+    anc, desc = _ancestry(problem)
+    cmask = [sum(1 << c for c in cs) for cs in problem.consumers]
     best = 0
     for v in range(n):
         must = set(ins[v]) | set(outs[v]) | set(always)
-        if use_anc:
-            for t in range(T):
-                if t in must:
-                    continue
-                p = problem.producer[t]
-                if (p < 0 or (anc[v] >> p) & 1) and (problem.pinned[t] or cmask[t] & desc[v]):
-                    must.add(t)
+        for t in range(T):
+            if t in must:
+                continue
+            p = problem.producer[t]
+            if (p < 0 or (anc[v] >> p) & 1) and (problem.pinned[t] or cmask[t] & desc[v]):
+                must.add(t)
         best = max(best, sum(problem.sizes[t] for t in must))
     return best
+
+
+def _lower_bound_local(problem: MemoryProblem) -> int:
+    """The bound without ancestry, over the CSR arrays: max over nodes of the bytes of its
+    inputs, its outputs and the pinned graph inputs (a node never reads what it writes, so
+    the three overlap only where an input is a pinned graph input)."""
+    a = problem.arrays()
+    sizes = a["sizes"]
+    always = (a["producer"] < 0) & (a["pinned"] != 0)
+
+    def row_sums(ptr, idx, weights):
+        cum = np.concatenate(([0], np.cumsum(weights[idx])))
+        return cum[ptr[1:]] - cum[ptr[:-1]]
+
+    ins = row_sums(a["in_ptr"], a["in_idx"], np.where(always, 0, sizes))
+    outs = row_sums(a["out_ptr"], a["out_idx"], sizes)
+    return int((ins + outs).max()) + int(sizes[always].sum())
 
 
 # --- heuristics -------------------------------------------------------------------------

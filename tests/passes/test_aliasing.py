@@ -6,6 +6,8 @@ value with the plain numpy reference interpreter. A tensor overwritten while sti
 or a slice written in the wrong place, changes a value.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -246,3 +248,66 @@ def test_concat_written_over_later_keeps_its_own_storage():
     g = net.build()
     assert leaves(g).leaf[r.name] == c.name
     assert check(g).problem.groups == ()
+
+
+# -- the native core against its twin ----------------------------------------------------
+
+HAVE_NATIVE = importlib.util.find_spec("cnngraph._native.aliasing") is not None
+
+
+def _same_aliasing(a, b):
+    for field in a._fields:
+        x, y = getattr(a, field), getattr(b, field)
+        assert x == y, field
+        if isinstance(x, dict):
+            assert list(x) == list(y), f"{field}: order"
+
+
+@pytest.mark.skipif(not HAVE_NATIVE, reason="compiled extension not built")
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_networks(), st.sampled_from([1, 2]), st.booleans(), st.booleans(),
+       st.sampled_from([1, 2, 4096]))
+def test_native_alias_equals_twin(graph, batch, inplace, training, budget):
+    # a small visit budget makes the ancestor walks give up part way, as on huge graphs
+    from cnngraph.passes import aliasing, schedule
+
+    shapes = infer_shapes(graph, batch=batch)
+    order = [n for n in graph.order() if shapes.is_compute(n)]
+    old = aliasing._ANCESTRY_BUDGET
+    aliasing._ANCESTRY_BUDGET = budget
+    try:
+        twin = aliasing.alias_py(graph, shapes, order, inplace=inplace, training=training)
+        _same_aliasing(twin, alias(graph, shapes, order, inplace=inplace, training=training))
+        if not training:  # the problem straight from the native numbers, and via the twin
+            fast = schedule.memory_problem(graph, shapes, inplace=inplace)
+            aliasing_alias, aliasing.table = aliasing.table, lambda *a, **k: None
+            try:
+                slow = schedule.memory_problem(graph, shapes, inplace=inplace)
+            finally:
+                aliasing.table = aliasing_alias
+            for f in ("preds", "sizes", "producer", "consumers", "pinned", "tensor_names",
+                      "groups", "homes"):
+                assert getattr(fast, f) == getattr(slow, f), f
+    finally:
+        aliasing._ANCESTRY_BUDGET = old
+
+
+@pytest.mark.skipif(not HAVE_NATIVE, reason="compiled extension not built")
+def test_native_alias_declines_a_tensor_named_twice_and_checks_its_arrays():
+    from cnngraph._native import aliasing as native_mod
+    from cnngraph.passes.aliasing import table
+
+    net = Network("twice")
+    x = net.input("x", (1, 2, 4, 4))
+    net.output(net.relu(net.conv(x, 2, 1)))
+    g = net.build()
+    shapes = infer_shapes(g)
+    order = [n for n in g.order() if shapes.is_compute(n)]
+    assert table(g, shapes, order[::-1]) is None  # not a topological order
+    z = np.zeros(1, np.int64)
+    with pytest.raises(ValueError, match="in_ptr"):
+        native_mod.alias_arrays(1, np.zeros(3, np.int64), z[:0], np.full(1, -1), z[:0],
+                                z[:0], z[:0], z, np.zeros(2, np.int64), z[:0], True, False, 9)
+    with pytest.raises(TypeError, match="int64"):
+        native_mod.alias_arrays(0, [0], z[:0], z[:0], z[:0], z[:0], z[:0], z[:0], z, z[:0],
+                                True, False, 9)
