@@ -94,7 +94,7 @@ class Constant(NamedTuple):
     name: str
     dtype: str
     shape: tuple[int, ...]
-    loader: Optional[Callable[[], np.ndarray]] = None  # None: bytes not available (external data)
+    loader: Optional[Callable[[], np.ndarray]] = None  # None: no bytes (structure only)
 
     @property
     def size(self) -> int:

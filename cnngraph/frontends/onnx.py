@@ -1,8 +1,8 @@
 """ONNX ModelProto -> Graph.
 
-Weights are never read here: external data is not loaded (its paths are never followed) and
-initializers become Constants whose bytes are converted only if a pass asks for them. A large
-file is read lean (onnx_weights): its big payloads stay in the file until they are asked for.
+Weights are never read here: initializers become Constants whose bytes are converted only if
+a pass asks for them. A large file is read lean (onnx_weights): its big payloads stay in the
+file until they are asked for, as external data does (read only then, from the model's folder).
 Old-style models (IR < 4) list initializers among the graph inputs; those are constants, not
 inputs. Weights computed by constant subgraphs (ConstantOfShape, Constant, Reshape of a
 constant...) stay nodes here and are folded by the shape pass.
@@ -26,7 +26,7 @@ from onnx import numpy_helper
 from .. import dtypes
 from ..errors import CnnGraphError, LoadError
 from ..ir import BLOCK_KEY, Constant, Graph, Node, TensorInfo, block_paths, gc_paused
-from .onnx_weights import LEAN_FILE_BYTES, Payload, load_lean
+from .onnx_weights import LEAN_FILE_BYTES, Payload, external_payload, load_lean
 
 
 def load_onnx(path: str, lean: Optional[bool] = None) -> Graph:
@@ -74,7 +74,7 @@ def from_model(model: onnx.ModelProto, source: str = "",
     graph = Graph(name, source=source, opset=opset)
 
     for init in g.initializer:
-        graph.add_constant(_constant(init, payloads.get(init.name)))
+        graph.add_constant(_constant(init, payloads.get(init.name), source))
     for sparse in g.sparse_initializer:
         graph.add_constant(Constant(sparse.values.name, dtypes.from_onnx(sparse.values.data_type),
                                     tuple(sparse.dims), None))
@@ -177,8 +177,14 @@ def tensor_to_array(t: onnx.TensorProto) -> np.ndarray:
     return numpy_helper.to_array(t)
 
 
-def _constant(init: onnx.TensorProto, payload: Optional[Payload]) -> Constant:
+def _constant(init: onnx.TensorProto, payload: Optional[Payload], source: str) -> Constant:
     dims = tuple(init.dims)
+    if payload is None and init.data_location == onnx.TensorProto.EXTERNAL and source:
+        try:
+            payload = external_payload(init, source)
+        except LoadError as e:  # analysis needs no weights: refuse only when they are read
+            return Constant(init.name, dtypes.from_onnx(init.data_type), dims,
+                            partial(_refuse, e))
     if payload is not None:
         loader = partial(payload.read, dims)
     elif init.data_location == onnx.TensorProto.EXTERNAL:
@@ -186,6 +192,10 @@ def _constant(init: onnx.TensorProto, payload: Optional[Payload]) -> Constant:
     else:
         loader = partial(tensor_to_array, init)
     return Constant(init.name, dtypes.from_onnx(init.data_type), dims, loader)
+
+
+def _refuse(error: LoadError):
+    raise error
 
 
 _A = onnx.AttributeProto

@@ -155,3 +155,68 @@ def test_a_truncated_file_is_one_clear_error(tmp_path, cut):
         f.write(data[:-cut])
     with pytest.raises(LoadError, match="not a readable ONNX model"):
         load_onnx(path, lean=True)
+
+
+# -- external data: read from the model's folder when the values are asked for --------------
+def external_copy(src: str, dst: str, location: str = "weights.bin") -> None:
+    model = onnx.load(src)
+    onnx.save_model(model, dst, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=location, size_threshold=1024)
+
+
+def test_external_data_runs_and_equals_onnxruntime(tmp_path):
+    import onnxruntime as ort
+
+    src, path = str(tmp_path / "src.onnx"), str(tmp_path / "ext.onnx")
+    cnngraph.export(cnngraph.load("resnet18"), src, weights="random", seed=3)
+    external_copy(src, path)
+    assert os.path.getsize(tmp_path / "weights.bin") > 40 << 20  # the weights moved out
+    graph = load_onnx(path)
+    full = onnx.load(path)  # onnx follows the location itself
+    for init in full.graph.initializer:
+        np.testing.assert_array_equal(graph.constants[init.name].value(),
+                                      numpy_helper.to_array(init))
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    (name, t), = cnngraph.compile(graph, threads=1).input_types.items()
+    ours = next(iter(cnngraph.run(graph, {name: x}, threads=1).values()))
+    theirs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(
+        None, {name: x})[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).max())
+
+
+def test_large_exports_with_a_side_file_run(tmp_path, monkeypatch):
+    """cnngraph's own export moves weights over 1 GiB to path + '.data'; it runs as it is."""
+    from cnngraph.backends import export_onnx
+
+    inline, side = str(tmp_path / "inline.onnx"), str(tmp_path / "side.onnx")
+    cnngraph.export(cnngraph.load("lenet5"), inline, weights="random", seed=1)
+    monkeypatch.setattr(export_onnx, "_EXTERNAL_BYTES", 1000)
+    cnngraph.export(cnngraph.load("lenet5"), side, weights="random", seed=1)
+    assert os.path.exists(side + ".data") and not os.path.exists(inline + ".data")
+    x = np.random.default_rng(1).standard_normal((1, 1, 32, 32)).astype(np.float32)
+    out = cnngraph.run(load_onnx(side), {"image": x}, threads=1)["output"]
+    want = cnngraph.run(load_onnx(inline), {"image": x}, threads=1)["output"]
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("location, message", [
+    ("../outside.bin", "not a file in the model's folder"),
+    ("/etc/passwd", "not a file in the model's folder"),
+    ("missing.bin", "cannot read the weights"),
+])
+def test_bad_external_data_analyses_but_does_not_run(tmp_path, location, message):
+    w = numpy_helper.from_array(np.ones((8, 3, 3, 3), np.float32), "w")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", location
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], "g",
+                              [x], [y], [w])
+    path = str(tmp_path / "ext.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    g = load_onnx(path)
+    assert cnngraph.analyze(g).totals.params == 8 * 27  # analysis reads no weights
+    with pytest.raises(LoadError, match=message):
+        cnngraph.compile(g)
