@@ -347,7 +347,7 @@ def test_reduce(op, keepdims):
                                                (1, (0, 0, 0, 0), True), (1, (0, 0, 0, 0), False)])
 def test_numpy_conv_in_row_tiles(monkeypatch, kernel, pads, alias):
     """Large layers run their im2col GEMM a few output rows at a time (TILE_BYTES)."""
-    from cnngraph.execute import kernels as k
+    from cnngraph.execute.kernels import conv as k
 
     monkeypatch.setattr(k, "TILE_BYTES", 1)  # one output row per GEMM
     x, w, b = rand(2, 4, 7, 6), rand(6, 2, kernel, kernel), rand(6)

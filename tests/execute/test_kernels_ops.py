@@ -235,7 +235,7 @@ def test_conv_transpose_output_shapes(attrs):
 def test_conv_transpose_weight_at_run_time_and_row_tiles(monkeypatch):
     """A weight computed by the graph (read when the step runs); large layers scatter a few
     input rows per GEMM (TILE_BYTES)."""
-    from cnngraph.execute import kernels as k
+    from cnngraph.execute.kernels import conv as k
 
     check("ConvTranspose", [rand(1, 4, 5, 5), rand(4, 2, 3, 3)], dict(strides=[2, 2], group=2),
           oracle="ort", tol=1e-4)
