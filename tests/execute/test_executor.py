@@ -86,6 +86,19 @@ def test_compiled_graph_is_planned_as_run(compiled):
     assert set(compiled.kernels.values()) <= {"numpy", "native"}
 
 
+def test_convs_run_native_when_it_is_built(compiled):
+    """The native kernels are found whenever the extension is built (a failed import would
+    otherwise pass every test on the numpy path, only slower)."""
+    from cnngraph._native import native
+
+    try:
+        native("conv")
+    except ImportError:
+        pytest.skip("the native extension is not built")
+    convs = [n for n, node in compiled.graph.nodes.items() if node.op_type == "FusedConv"]
+    assert convs and all(compiled.kernels[n] == "native" for n in convs)
+
+
 # -- bad input --------------------------------------------------------------------------------
 @pytest.mark.parametrize("inputs,match", [
     ({"x": X[:, :, :10]}, r"input 'x' has shape \(2, 3, 10, 20\); the model was compiled "
