@@ -11,7 +11,9 @@
  *   jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR), GotoBLAS style.
  * - direct (AVX2, spatial kernels with moderate K, output rows >= 12): B rows are read in place
  *   from a zero-padded, column-phase-split copy of the input, 16 outputs of a row per tile.
- * - depthwise (one input channel per group): a direct kernel per channel plane.
+ * - depthwise (one input channel per group): on AVX2, 8 output channels at once with the
+ *   channel in the SIMD lanes (input rows transposed on the fly, outputs transposed back);
+ *   else, and for the channels past the last block of 8, a direct kernel per plane.
  * The micro-kernel keeps an MR x NR = 6 x 16 tile of C in 12 ymm registers (6 x 8 and 6 x 4
  * variants for narrow tails, 1 x 16 for single rows). On the development machine every
  * variant measured (6x16, 4x24, 3x32, 2x48, memory-operand FMAs, lane-broadcast A) peaked at
@@ -654,7 +656,8 @@ void cg_conv_init(cg_conv_t *p) {
 /* floats of the ordinary packed weights; the Winograd ones (if any) follow them */
 static size_t conv_base_floats(const cg_conv_t *p) {
     if (p->wino == 2) return 0;  /* every input takes the Winograd path: no ordinary packing */
-    if (p->depthwise) return (size_t)p->M * p->KH * p->KW;
+    if (p->depthwise) /* per channel, then blocked by 8 channels (dw_block_avx2) */
+        return (size_t)p->M * p->KH * p->KW + (size_t)(p->M / 8) * 8 * p->KH * p->KW;
     return (size_t)p->group * p->mpanels * p->K * MR;
 }
 
@@ -669,7 +672,11 @@ void cg_conv_pack(const cg_conv_t *p, const float *w, float *dst) {
     if (p->wino) wino_pack(p, w, dst + (conv_base_floats(p) + 15) / 16 * 16);
     if (p->wino == 2) return;
     if (p->depthwise) {
-        memcpy(dst, w, sizeof(float) * (size_t)p->M * p->KH * p->KW);
+        const int T = p->KH * p->KW;
+        memcpy(dst, w, sizeof(float) * (size_t)p->M * T);
+        float *b = dst + (size_t)p->M * T; /* [M / 8][T][8] */
+        for (int m = 0; m < p->M / 8 * 8; m++)
+            for (int t = 0; t < T; t++) b[((size_t)(m / 8) * T + t) * 8 + m % 8] = w[(size_t)m * T + t];
         return;
     }
     const int K = p->K;
@@ -706,6 +713,11 @@ static int conv_direct(const cg_conv_t *p, int W) {
     if (!cg_isa() || p->depthwise || p->K > DIRECT_KMAX || p->KH * p->KW == 1) return 0;
     return conv_ow(p, W) >= 12 && (p->K <= 640 || p->sw == 1);
 }
+
+/* Depthwise by blocks of 8 channels (dw_block_avx2; the channels past the last block go one
+ * by one). */
+static int dw_blocked(const cg_conv_t *p) { return cg_isa() && p->M >= 8 && p->KH <= 64; }
+static size_t dwb_floats(const cg_conv_t *p, int W, int OW);
 
 typedef struct {
     int Hp, PWs;
@@ -747,6 +759,7 @@ static void conv_layout(const cg_conv_t *p, int N, int H, int W, int T, layout_t
         int PW = cdiv(OW, 8) * 8 + ((p->KW - 1) * p->dw) / p->sw + 8;
         L->shared = 2 * (size_t)p->KH * p->KW; /* the tap offsets (ptrdiff_t) */
         L->per = (size_t)p->sw * Hp * PW + PW + 32; /* planes, one accumulator row */
+        if (dw_blocked(p)) L->per = imax(L->per, dwb_floats(p, W, OW));
     } else if (conv_direct(p, W)) {
         L->Hp = H + p->pt + p->pb;
         L->PWs = imax(cdiv(W + p->pl + p->pr, p->sw), OW + ((p->KW - 1) * p->dw) / p->sw) + NR;
@@ -1069,6 +1082,236 @@ TGT static void dw_plane_avx2(const cg_conv_t *p, const float *planes, int Hp, i
         }
     }
 }
+
+/* Channel-blocked depthwise (AVX2, one output channel per input channel's group or any
+ * multiplier): 8 output channels at once with the channel in the SIMD lanes. The input rows
+ * of the 8 channels are transposed on the fly into a ring of zero-padded rows [Wp][8] (each
+ * input row once), the taps run on whole vectors (no lane is wasted on a 7-wide plane, and a
+ * stride only changes an index), and each output row is transposed back to the 8 planes,
+ * where bias, residual and activation are applied as in dw_plane_avx2. Every output sees the
+ * same operations as there (taps in order from zero, then bias, residual, activation), so the
+ * two paths give identical bits. */
+typedef struct {
+    int Rs, Wp;          /* ring rows, padded row length (columns) */
+} dwb_t;
+
+static void dwb_geometry(const cg_conv_t *p, int W, int OW, dwb_t *b) {
+    b->Rs = (p->KH - 1) * p->dh + 1;
+    b->Wp = imax(p->pl + W, (OW - 1) * p->sw + (p->KW - 1) * p->dw + 1);
+}
+
+/* output positions gathered before they go back to the planes */
+#define DWB_YCAP 512
+
+/* floats of one thread's scratch: the ring, a zero row, the gathered output positions */
+static size_t dwb_floats(const cg_conv_t *p, int W, int OW) {
+    dwb_t b;
+    dwb_geometry(p, W, OW, &b);
+    return (size_t)(b.Rs + 1) * b.Wp * 8 + (size_t)(DWB_YCAP + OW + 16) * 8;
+}
+
+/* out[k] = (s[0][j + k], ..., s[7][j + k]) for k < 8: an 8 x 8 transpose with 128-bit loads
+ * and in-lane shuffles only (cross-lane permutes are slow on some AVX2 cores) */
+TGT static inline void tr8(const float *const s[8], ptrdiff_t j, __m256 out[8]) {
+    for (int h = 0; h < 8; h += 4) {
+#define LD2(a, b) _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(s[a] + j + h)), \
+                                       _mm_loadu_ps(s[b] + j + h), 1)
+        __m256 t0 = LD2(0, 4), t1 = LD2(1, 5), t2 = LD2(2, 6), t3 = LD2(3, 7);
+#undef LD2
+        __m256 a = _mm256_unpacklo_ps(t0, t1), b = _mm256_unpackhi_ps(t0, t1);
+        __m256 c = _mm256_unpacklo_ps(t2, t3), d = _mm256_unpackhi_ps(t2, t3);
+        out[h + 0] = _mm256_shuffle_ps(a, c, 0x44);
+        out[h + 1] = _mm256_shuffle_ps(a, c, 0xEE);
+        out[h + 2] = _mm256_shuffle_ps(b, d, 0x44);
+        out[h + 3] = _mm256_shuffle_ps(b, d, 0xEE);
+    }
+}
+
+/* input row iy of the 8 channel planes src[] (rows of W floats, planes of H rows) ->
+ * padded blocked row d[Wp][8]. Every column goes through tr8: a row shorter than 8 is read
+ * together with its neighbour in the same plane (the next row, or for the last row the one
+ * before), so no read leaves the plane. */
+TGT static void dwb_fill_row(const float *const src[8], int iy, int H, int W, int pl, int Wp,
+                             float *d) {
+    const __m256 z = _mm256_setzero_ps();
+    __m256 v[8];
+    for (int j = 0; j < pl; j++) _mm256_storeu_ps(d + 8 * j, z);
+    float *dd = d + 8 * pl;
+    const ptrdiff_t row = (ptrdiff_t)iy * W;
+    if (W >= 8) {
+        int ix = 0;
+        for (; ix + 8 <= W; ix += 8) {
+            tr8(src, row + ix, v);
+            for (int k = 0; k < 8; k++) _mm256_storeu_ps(dd + 8 * (ix + k), v[k]);
+        }
+        if (ix < W) { /* the last 8 columns, overlapping the ones done */
+            tr8(src, row + W - 8, v);
+            for (int k = 8 - (W - ix); k < 8; k++) _mm256_storeu_ps(dd + 8 * (W - 8 + k), v[k]);
+        }
+    } else if ((ptrdiff_t)H * W >= 8) {
+        ptrdiff_t at = imin(row, (ptrdiff_t)H * W - 8); /* 8 floats inside the plane */
+        const int off = (int)(row - at);
+        tr8(src, at, v);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) /* constant k: v stays in registers */
+            if (k >= off && k < off + W) _mm256_storeu_ps(dd + 8 * (k - off), v[k]);
+    } else {
+        for (int ix = 0; ix < W; ix++)
+            for (int c = 0; c < 8; c++) dd[8 * ix + c] = src[c][row + ix];
+    }
+    for (int j = pl + W; j < Wp; j++) _mm256_storeu_ps(d + 8 * j, z);
+}
+
+/* one output row, blocked: yb[ox][8] = sum over taps of w[t] * row(ky)[ox * sw + kx * dw] */
+TGT static void dwb_row(const cg_conv_t *p, const float *const *rows, const float *wb, int OW,
+                        float *yb) {
+    const int KH = p->KH, KW = p->KW, sw = p->sw, dw = p->dw;
+    const ptrdiff_t s8 = 8 * (ptrdiff_t)sw;
+    int ox = 0;
+    if (KH == 3 && KW == 3 && dw == 1) {
+        const __m256 w0 = _mm256_loadu_ps(wb), w1 = _mm256_loadu_ps(wb + 8),
+                     w2 = _mm256_loadu_ps(wb + 16), w3 = _mm256_loadu_ps(wb + 24),
+                     w4 = _mm256_loadu_ps(wb + 32), w5 = _mm256_loadu_ps(wb + 40),
+                     w6 = _mm256_loadu_ps(wb + 48), w7 = _mm256_loadu_ps(wb + 56),
+                     w8 = _mm256_loadu_ps(wb + 64);
+        const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+#define TAP3(acc, q, wa, wb_, wc)                                                            \
+        acc = _mm256_fmadd_ps(wa, _mm256_loadu_ps(q), acc);                                 \
+        acc = _mm256_fmadd_ps(wb_, _mm256_loadu_ps((q) + 8), acc);                          \
+        acc = _mm256_fmadd_ps(wc, _mm256_loadu_ps((q) + 16), acc);
+#define OUT3(acc, o)                                                                         \
+        TAP3(acc, r0 + (o), w0, w1, w2) TAP3(acc, r1 + (o), w3, w4, w5)                     \
+        TAP3(acc, r2 + (o), w6, w7, w8)
+        for (; ox + 4 <= OW; ox += 4) {
+            const ptrdiff_t o = (ptrdiff_t)ox * s8;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            OUT3(a0, o) OUT3(a1, o + s8) OUT3(a2, o + 2 * s8) OUT3(a3, o + 3 * s8)
+            _mm256_storeu_ps(yb + 8 * ox, a0);
+            _mm256_storeu_ps(yb + 8 * ox + 8, a1);
+            _mm256_storeu_ps(yb + 8 * ox + 16, a2);
+            _mm256_storeu_ps(yb + 8 * ox + 24, a3);
+        }
+        if (ox < OW && OW >= 4) { /* the last 4 outputs again: independent chains */
+            ox = OW - 4;
+            const ptrdiff_t o = (ptrdiff_t)ox * s8;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            OUT3(a0, o) OUT3(a1, o + s8) OUT3(a2, o + 2 * s8) OUT3(a3, o + 3 * s8)
+            _mm256_storeu_ps(yb + 8 * ox, a0);
+            _mm256_storeu_ps(yb + 8 * ox + 8, a1);
+            _mm256_storeu_ps(yb + 8 * ox + 16, a2);
+            _mm256_storeu_ps(yb + 8 * ox + 24, a3);
+            ox = OW;
+        }
+        for (; ox < OW; ox++) {
+            const ptrdiff_t o = (ptrdiff_t)ox * s8;
+            __m256 a0 = _mm256_setzero_ps();
+            OUT3(a0, o)
+            _mm256_storeu_ps(yb + 8 * ox, a0);
+        }
+#undef OUT3
+#undef TAP3
+        return;
+    }
+    for (; ox < OW; ox++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int ky = 0; ky < KH; ky++) {
+            const float *q = rows[ky] + (ptrdiff_t)ox * s8;
+            const float *w = wb + (ptrdiff_t)ky * KW * 8;
+            for (int kx = 0; kx < KW; kx++)
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8 * kx),
+                                    _mm256_loadu_ps(q + (ptrdiff_t)kx * dw * 8), a);
+        }
+        _mm256_storeu_ps(yb + 8 * ox, a);
+    }
+}
+
+/* dw_block_avx2: groups j, j + 8, ... of 8 whole positions from yb back to the planes, as
+ * dw_ep8 does (bias, residual, activation ACT of v) */
+#define DWB_FLUSH(ACT)                                                                        \
+    for (; j + 8 <= L; j += 8) {                                                              \
+        __m256 t[8];                                                                          \
+        const size_t o = f0 + j;                                                              \
+        tr8(ybr, 8 * (ptrdiff_t)j, t);                                                        \
+        for (int c = 0; c < 8; c++) {                                                         \
+            __m256 v = _mm256_add_ps(t[c], _mm256_broadcast_ss(bias + c));                    \
+            if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(rc[c] + o));                        \
+            v = ACT;                                                                          \
+            _mm256_storeu_ps(yc[c] + o, v);                                                   \
+        }                                                                                     \
+    }
+
+/* Output channels [m0, m0 + 8) of image n. Output rows gather, blocked, in yb; whole groups
+ * of 8 positions of the flattened plane go back to the planes at once (a plane's only partial
+ * group is its last). */
+TGT static void dw_block_avx2(const cg_conv_t *p, const float *x, float *y, const float *res,
+                              int n, int m0, int H, int W, int OH, int OW, float *scratch) {
+    dwb_t g;
+    dwb_geometry(p, W, OW, &g);
+    const int Wp = g.Wp, Rs = g.Rs;
+    float *ring = scratch, *zero = ring + (size_t)Rs * Wp * 8, *yb = zero + (size_t)Wp * 8;
+    const size_t HW = (size_t)H * W, OHW = (size_t)OH * OW;
+    const float *wb = p->wpacked + (size_t)p->M * p->KH * p->KW +
+                      (size_t)(m0 / 8) * p->KH * p->KW * 8;
+    const float *src[8], *ybr[8], *rows[64];
+    float *yc[8], bias[8];
+    const float *rc[8];
+    ep_t ep;
+    ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
+    for (int c = 0; c < 8; c++) {
+        int m = m0 + c;
+        src[c] = x + ((size_t)n * p->C + m / p->Mg) * HW;
+        yc[c] = y + ((size_t)n * p->M + m) * OHW;
+        rc[c] = res ? res + ((size_t)n * p->M + m) * OHW : NULL;
+        ybr[c] = yb + 8 * c;
+        bias[c] = p->bias ? p->bias[m] : 0.f;
+    }
+    for (int k = 0; k < Wp; k++) _mm256_storeu_ps(zero + 8 * k, _mm256_setzero_ps());
+    int next = 0;      /* input rows below this one are in the ring already */
+    int cnt = 0;       /* output positions held in yb, from flat position f0 on */
+    size_t f0 = 0;
+    for (int oy = 0; oy < OH; oy++) {
+        const int lo = oy * p->sh - p->pt;
+        for (int ky = 0; ky < p->KH; ky++) {
+            int iy = lo + ky * p->dh;
+            if (iy < 0 || iy >= H) { rows[ky] = zero; continue; }
+            /* every row of [lo, iy] not in the ring yet (a dilation skips some rows here
+             * that the next output row needs) */
+            for (int r = imax(imax(next, lo), 0); r <= iy; r++)
+                dwb_fill_row(src, r, H, W, p->pl, Wp, ring + (size_t)(r % Rs) * Wp * 8);
+            next = imax(next, iy + 1);
+            rows[ky] = ring + (size_t)(iy % Rs) * Wp * 8;
+        }
+        dwb_row(p, rows, wb, OW, yb + 8 * (size_t)cnt);
+        cnt += OW;
+        const int last = oy == OH - 1;
+        if (cnt < DWB_YCAP && !last) continue;
+        const int L = last ? cnt : cnt / 8 * 8;
+        int j = 0;
+        switch (ep.act) { /* whole groups of 8, the common activations inlined */
+        case CG_ACT_NONE: DWB_FLUSH(v) break;
+        case CG_ACT_RELU: DWB_FLUSH(_mm256_max_ps(v, _mm256_setzero_ps())) break;
+        case CG_ACT_CLIP:
+            DWB_FLUSH(_mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(ep.alpha)),
+                                    _mm256_set1_ps(ep.beta)))
+            break;
+        default: break;
+        }
+        if (last) for (int k = cnt; k < cnt + 8; k++) _mm256_storeu_ps(yb + 8 * k, _mm256_setzero_ps());
+        for (; j < L; j += 8) {
+            __m256 v[8];
+            const int nn = imin(8, L - j);
+            tr8(ybr, 8 * (ptrdiff_t)j, v);
+            for (int c = 0; c < 8; c++) {
+                size_t o = f0 + j;
+                dw_ep8(v[c], yc[c] + o, rc[c] ? rc[c] + o : NULL, bias[c], nn, &ep);
+            }
+        }
+        for (int k = 0; k < cnt - L; k++)
+            _mm256_storeu_ps(yb + 8 * k, _mm256_loadu_ps(yb + 8 * (L + k)));
+        f0 += L;
+        cnt -= L;
+    }
+}
 #endif
 
 static void dw_channel(const cg_conv_t *p, const float *x, float *y, const float *res, int n,
@@ -1107,6 +1350,7 @@ typedef struct {
     int next;            /* work counter: threads take the next unit with an atomic add, so a
                           * thread the OS delays (a shared machine) holds no one up */
     int units, chunk;    /* work units of the current phase and their size */
+    long items;          /* depthwise: channels or blocks of 8 channels, over all images */
     kern_fn kern;
     int avx2;
 } conv_ctx;
@@ -1116,12 +1360,24 @@ static inline int take(conv_ctx *r) { return __atomic_fetch_add(&r->next, 1, __A
 static void dw_task(void *c, int tid, int nth) {
     conv_ctx *r = (conv_ctx *)c;
     const cg_conv_t *p = r->p;
-    const long items = (long)r->N * p->M;
     (void)nth;
+    /* per image: the blocks of 8 channels first (when blocked), then single channels */
+    const int nb = r->whole ? p->M / 8 : 0, per = nb + p->M - 8 * nb;
+    float *scratch = r->thr + r->L.per * tid;
+    const long items = r->items;
     for (int u; (u = take(r)) < r->units;)
-        for (long it = (long)u * r->chunk; it < items && it < (long)(u + 1) * r->chunk; it++)
-            dw_channel(p, r->x, r->y, r->res, (int)(it / p->M), (int)(it % p->M), r->g.H,
-                       r->g.W, r->g.OH, r->g.OW, r->thr + r->L.per * tid, r->avx2, r->koff);
+        for (long it = (long)u * r->chunk; it < items && it < (long)(u + 1) * r->chunk; it++) {
+            const int n = (int)(it / per), j = (int)(it % per);
+#ifdef CG_X86
+            if (j < nb) {
+                dw_block_avx2(p, r->x, r->y, r->res, n, 8 * j, r->g.H, r->g.W, r->g.OH,
+                              r->g.OW, scratch);
+                continue;
+            }
+#endif
+            dw_channel(p, r->x, r->y, r->res, n, 8 * nb + j - nb, r->g.H, r->g.W, r->g.OH,
+                       r->g.OW, scratch, r->avx2, r->koff);
+        }
 }
 
 /* Packed mode, whole GEMMs or column chunks of them: unit u is chunk u % r->units_per of
@@ -1643,7 +1899,12 @@ void cg_conv_run(const cg_conv_t *p, const float *x, float *y, const float *res,
                 int q = kx * p->dw;
                 r.koff[t] = ((ptrdiff_t)(q % p->sw) * Hp + (ptrdiff_t)ky * p->dh) * PW + q / p->sw;
             }
-        long items = (long)N * p->M;
+        r.whole = 0; /* here: blocks of 8 channels */
+#ifdef CG_X86
+        r.whole = dw_blocked(p);
+#endif
+        long items = (long)N * (r.whole ? p->M / 8 + p->M % 8 : p->M);
+        r.items = items;
         r.chunk = (int)imax(1, (int)(items / (8L * T)));
         r.units = (int)((items + r.chunk - 1) / r.chunk);
         r.next = 0;
