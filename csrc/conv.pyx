@@ -1,5 +1,6 @@
 # distutils: sources = csrc/conv_kernels.c
-"""Native float32 2-D convolution and dense layers with fused epilogues (cnngraph._native.conv).
+"""Native float32 2-D convolution and dense layers with fused epilogues, and max pooling
+(cnngraph._native.conv).
 
 Weights are packed once into a `PackedConv` / `PackedDense`; `.run` then writes into a
 caller-provided output (a view into the executor's arena) and allocates nothing, apart from
@@ -59,6 +60,13 @@ cdef extern from "conv_kernels.h" nogil:
     size_t cg_dense_scratch_bytes(const cg_dense_t *p, int B, int threads)
     void cg_dense_run(const cg_dense_t *p, const float *x, float *y, const float *res,
                       int B, void *scratch, int threads)
+    ctypedef struct cg_pool_t:
+        int kh, kw, sh, sw, pt, pl, dh, dw
+
+    size_t cg_maxpool_scratch_bytes(const cg_pool_t *q, int planes, int H, int W, int OW,
+                                    int threads)
+    void cg_maxpool_run(const cg_pool_t *q, const float *x, float *y, int planes, int H, int W,
+                        int OH, int OW, void *scratch, int threads)
     int cg_isa()
     int cg_set_isa(int want)
     int cg_num_procs()
@@ -473,3 +481,66 @@ def _init_winograd_from_env():
 
 
 _init_winograd_from_env()
+
+
+cdef class MaxPool:
+    """2-D max pooling over float32 NCHW (padding counts as -inf; NaN propagates).
+
+    MaxPool(kernel, strides=(1, 1), pads=(0, 0), dilations=(1, 1)); pads are the top and left
+    ones: the output shape, which ``run`` takes from ``out``, carries the end pads and ceil
+    mode. ``run(x, out, threads=None, scratch=None)``.
+
+    >>> import numpy as np
+    >>> out = np.empty((1, 1, 2, 2), np.float32)
+    >>> MaxPool((2, 2), (2, 2)).run(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4), out)
+    >>> out.tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
+
+    cdef cg_pool_t q
+    cdef public object _scratch
+
+    def __init__(self, kernel, strides=(1, 1), pads=(0, 0), dilations=(1, 1)):
+        vals = [tuple(int(v) for v in t) for t in (kernel, strides, pads, dilations)]
+        if any(len(t) != 2 for t in vals):
+            raise ValueError(f"kernel, strides, pads and dilations take 2 values each, got "
+                             f"{kernel}, {strides}, {pads}, {dilations}")
+        (kh, kw), (sh, sw), (pt, pl), (dh, dw) = vals
+        if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0 or kh > 64 or kw > 32 \
+                or max(sh, sw, dh, dw, pt, pl) > 1 << 16:
+            raise ValueError(f"MaxPool: kernel {kernel} (at most 64 x 32), strides {strides}, "
+                             f"dilations {dilations} must be positive, pads {pads} >= 0")
+        self.q.kh, self.q.kw, self.q.sh, self.q.sw = kh, kw, sh, sw
+        self.q.pt, self.q.pl, self.q.dh, self.q.dw = pt, pl, dh, dw
+        self._scratch = None
+
+    def _dims(self, x_shape, out_shape):
+        if len(x_shape) != 4 or len(out_shape) != 4 or tuple(x_shape[:2]) != tuple(out_shape[:2]):
+            raise ValueError(f"MaxPool: input {tuple(x_shape)} and output {tuple(out_shape)} must "
+                             f"be 4-D with the same N and C")
+        n, c, h, w = (int(v) for v in x_shape)
+        oh, ow = int(out_shape[2]), int(out_shape[3])
+        if min(n, c, h, w, oh, ow) < 1 or n * c > _INT_MAX or max(h, w, oh, ow) > 1 << 24:
+            raise ValueError(f"MaxPool: input {tuple(x_shape)} or output {tuple(out_shape)} is "
+                             f"empty or too large")
+        return n * c, h, w, oh, ow
+
+    def scratch_bytes(self, input_shape, output_shape, threads=None):
+        """Bytes of scratch ``run`` needs for these shapes and thread count."""
+        planes, h, w, _, ow = self._dims(input_shape, output_shape)
+        return int(cg_maxpool_scratch_bytes(&self.q, planes, h, w, ow, _threads(threads)))
+
+    def run(self, x, out, threads=None, scratch=None):
+        """out = max pool of x; x and out C-contiguous float32 NCHW, not overlapping."""
+        _f32("x", x, 4)
+        _f32("out", out, 4, writable=True)
+        cdef int planes, h, w, oh, ow
+        planes, h, w, oh, ow = self._dims(x.shape, out.shape)
+        if np.may_share_memory(x, out):
+            raise ValueError("MaxPool.run: x overlaps out")
+        cdef int t = _threads(threads)
+        cdef size_t need = cg_maxpool_scratch_bytes(&self.q, planes, h, w, ow, t)
+        cdef void *s = _scratch_ptr(self, scratch, need, "MaxPool.run")
+        cdef uintptr_t xp = x.ctypes.data, yp = out.ctypes.data
+        with nogil:
+            cg_maxpool_run(&self.q, <const float*>xp, <float*>yp, planes, h, w, oh, ow, s, t)

@@ -950,14 +950,15 @@ static void conv_gemm_tile(const geom_t *g, kern_fn kern, const float *x, float 
 /* The zero-padded input plane of one channel, split into sw column phases so that every tap
  * of a strided conv reads contiguous memory: plane[ph][r][j] = xpad[r][j * sw + ph]. */
 #ifdef CG_X86
-/* One input row into both column phases of stride 2: d_ph[j] = xpad[2j + ph]; the columns where
- * both phases are inside the row are deinterleaved 8 at a time. */
-TGT static void fill_row_s2_avx2(const float *s, int W, int pl, int PW, float *d0, float *d1) {
+/* One input row into both column phases of stride 2: d_ph[j] = xpad[2j + ph] (fill outside the
+ * row); the columns where both phases are inside the row are deinterleaved 8 at a time. */
+TGT static void fill_row_s2_avx2(const float *s, int W, int pl, int PW, float *d0, float *d1,
+                                  float fill) {
     int J0 = imin((pl + 1) / 2, PW), J1 = imax(J0, imin((W + pl) / 2, PW)), j = 0;
     for (; j < J0; j++) {
         int ix = 2 * j - pl;
-        d0[j] = (ix >= 0 && ix < W) ? s[ix] : 0.f;
-        d1[j] = (ix + 1 >= 0 && ix + 1 < W) ? s[ix + 1] : 0.f;
+        d0[j] = (ix >= 0 && ix < W) ? s[ix] : fill;
+        d1[j] = (ix + 1 >= 0 && ix + 1 < W) ? s[ix + 1] : fill;
     }
     for (; j + 8 <= J1; j += 8) {
         const float *q = s + 2 * j - pl;
@@ -970,10 +971,10 @@ TGT static void fill_row_s2_avx2(const float *s, int W, int pl, int PW, float *d
         d0[j] = s[2 * j - pl];
         d1[j] = s[2 * j + 1 - pl];
     }
-    if (j < PW) { /* phase 0 may hold one more column; past it, all zeros */
-        d0[j] = (2 * j - pl >= 0 && 2 * j - pl < W) ? s[2 * j - pl] : 0.f;
-        d1[j] = 0.f;
-        for (j++; j < PW; j++) d0[j] = d1[j] = 0.f;
+    if (j < PW) { /* phase 0 may hold one more column; past it, the fill */
+        d0[j] = (2 * j - pl >= 0 && 2 * j - pl < W) ? s[2 * j - pl] : fill;
+        d1[j] = fill;
+        for (j++; j < PW; j++) d0[j] = d1[j] = fill;
     }
 }
 #endif
@@ -990,7 +991,7 @@ static void dw_fill_planes(const cg_conv_t *p, const float *xc, int H, int W, in
                 memset(d0, 0, sizeof(float) * PW);
                 memset(d1, 0, sizeof(float) * PW);
             } else {
-                fill_row_s2_avx2(xc + (size_t)iy * W, W, p->pl, PW, d0, d1);
+                fill_row_s2_avx2(xc + (size_t)iy * W, W, p->pl, PW, d0, d1, 0.f);
             }
         }
         return;
@@ -1155,13 +1156,17 @@ TGT static inline void tr8(const float *const s[8], ptrdiff_t j, __m256 out[8]) 
     }
 }
 
+TGT static inline __m256 vmax_nan(__m256 a, __m256 b) { /* b where b > a or b is NaN */
+    return _mm256_blendv_ps(_mm256_max_ps(b, a), b, _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+}
+
 /* input row iy of the 8 channel planes src[] (rows of W floats, planes of H rows) ->
- * padded blocked row d[Wp][8]. Every column goes through tr8: a row shorter than 8 is read
+ * padded blocked row d[Wp][8], padded with fill. Every column goes through tr8: a row shorter than 8 is read
  * together with its neighbour in the same plane (the next row, or for the last row the one
  * before), so no read leaves the plane. */
 TGT static void dwb_fill_row(const float *const src[8], int iy, int H, int W, int pl, int Wp,
-                             float *d) {
-    const __m256 z = _mm256_setzero_ps();
+                             float *d, float fill) {
+    const __m256 z = _mm256_set1_ps(fill);
     __m256 v[8];
     for (int j = 0; j < pl; j++) _mm256_storeu_ps(d + 8 * j, z);
     float *dd = d + 8 * pl;
@@ -1253,6 +1258,51 @@ TGT static void dwb_row(const cg_conv_t *p, const float *const *rows, const floa
     }
 }
 
+/* max pooling, one output row, blocked: yb[ox][8] = max over taps of row(ky)[ox sw + kx dw].
+ * Four outputs at a time; a NaN among the inputs is tracked apart (an OR of compares) so that
+ * each maximum chain is one instruction per tap, and makes the output NaN at the end. */
+TGT static void mpb_row(const cg_conv_t *p, const float *const *rows, int OW, float *yb) {
+    const ptrdiff_t s8 = 8 * (ptrdiff_t)p->sw, d8 = 8 * (ptrdiff_t)p->dw;
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    int ox = 0;
+    for (; ox + 4 <= OW; ox += 4) {
+        __m256 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf, bad = _mm256_setzero_ps();
+        for (int ky = 0; ky < p->KH; ky++) {
+            const float *q = rows[ky] + (ptrdiff_t)ox * s8;
+            for (int kx = 0; kx < p->KW; kx++, q += d8) {
+                __m256 v0 = _mm256_loadu_ps(q), v1 = _mm256_loadu_ps(q + s8),
+                       v2 = _mm256_loadu_ps(q + 2 * s8), v3 = _mm256_loadu_ps(q + 3 * s8);
+                m0 = _mm256_max_ps(v0, m0); m1 = _mm256_max_ps(v1, m1);
+                m2 = _mm256_max_ps(v2, m2); m3 = _mm256_max_ps(v3, m3);
+                bad = _mm256_or_ps(bad, _mm256_or_ps(_mm256_cmp_ps(v0, v1, _CMP_UNORD_Q),
+                                                     _mm256_cmp_ps(v2, v3, _CMP_UNORD_Q)));
+            }
+        }
+        if (_mm256_movemask_ps(bad)) { /* some NaN in these four windows: redo them exactly */
+            for (int i = 0; i < 4; i++) {
+                __m256 m = ninf;
+                for (int ky = 0; ky < p->KH; ky++)
+                    for (int kx = 0; kx < p->KW; kx++)
+                        m = vmax_nan(m, _mm256_loadu_ps(rows[ky] + (ptrdiff_t)(ox + i) * s8 +
+                                                        kx * d8));
+                _mm256_storeu_ps(yb + 8 * (ox + i), m);
+            }
+            continue;
+        }
+        _mm256_storeu_ps(yb + 8 * ox, m0);
+        _mm256_storeu_ps(yb + 8 * ox + 8, m1);
+        _mm256_storeu_ps(yb + 8 * ox + 16, m2);
+        _mm256_storeu_ps(yb + 8 * ox + 24, m3);
+    }
+    for (; ox < OW; ox++) {
+        __m256 m = ninf;
+        for (int ky = 0; ky < p->KH; ky++)
+            for (int kx = 0; kx < p->KW; kx++)
+                m = vmax_nan(m, _mm256_loadu_ps(rows[ky] + (ptrdiff_t)ox * s8 + kx * d8));
+        _mm256_storeu_ps(yb + 8 * ox, m);
+    }
+}
+
 /* dw_block_avx2: groups j, j + 8, ... of 8 whole positions from yb back to the planes, as
  * dw_ep8 does (bias, residual, activation ACT of v) */
 #define DWB_FLUSH(ACT)                                                                        \
@@ -1270,16 +1320,19 @@ TGT static void dwb_row(const cg_conv_t *p, const float *const *rows, const floa
 
 /* Output channels [m0, m0 + 8) of image n. Output rows gather, blocked, in yb; whole groups
  * of 8 positions of the flattened plane go back to the planes at once (a plane's only partial
- * group is its last). */
+ * group is its last). maxpool: the same walk takes the maximum of the window instead (padding
+ * -inf; p holds the window, no weights, bias or activation). */
 TGT static void dw_block_avx2(const cg_conv_t *p, const float *x, float *y, const float *res,
-                              int n, int m0, int H, int W, int OH, int OW, float *scratch) {
+                              int n, int m0, int H, int W, int OH, int OW, float *scratch,
+                              int maxpool) {
     dwb_t g;
     dwb_geometry(p, W, OW, &g);
     const int Wp = g.Wp, Rs = g.Rs;
     float *ring = scratch, *zero = ring + (size_t)Rs * Wp * 8, *yb = zero + (size_t)Wp * 8;
     const size_t HW = (size_t)H * W, OHW = (size_t)OH * OW;
-    const float *wb = p->wpacked + (size_t)p->M * p->KH * p->KW +
-                      (size_t)(m0 / 8) * p->KH * p->KW * 8;
+    const float *wb = maxpool ? NULL : p->wpacked + (size_t)p->M * p->KH * p->KW +
+                                           (size_t)(m0 / 8) * p->KH * p->KW * 8;
+    const float fill = maxpool ? -INFINITY : 0.f;
     const float *src[8], *ybr[8], *rows[64];
     float *yc[8], bias[8];
     const float *rc[8];
@@ -1293,7 +1346,7 @@ TGT static void dw_block_avx2(const cg_conv_t *p, const float *x, float *y, cons
         ybr[c] = yb + 8 * c;
         bias[c] = p->bias ? p->bias[m] : 0.f;
     }
-    for (int k = 0; k < Wp; k++) _mm256_storeu_ps(zero + 8 * k, _mm256_setzero_ps());
+    for (int k = 0; k < Wp; k++) _mm256_storeu_ps(zero + 8 * k, _mm256_set1_ps(fill));
     int next = 0;      /* input rows below this one are in the ring already */
     int cnt = 0;       /* output positions held in yb, from flat position f0 on */
     size_t f0 = 0;
@@ -1305,17 +1358,33 @@ TGT static void dw_block_avx2(const cg_conv_t *p, const float *x, float *y, cons
             /* every row of [lo, iy] not in the ring yet (a dilation skips some rows here
              * that the next output row needs) */
             for (int r = imax(imax(next, lo), 0); r <= iy; r++)
-                dwb_fill_row(src, r, H, W, p->pl, Wp, ring + (size_t)(r % Rs) * Wp * 8);
+                dwb_fill_row(src, r, H, W, p->pl, Wp, ring + (size_t)(r % Rs) * Wp * 8, fill);
             next = imax(next, iy + 1);
             rows[ky] = ring + (size_t)(iy % Rs) * Wp * 8;
         }
-        dwb_row(p, rows, wb, OW, yb + 8 * (size_t)cnt);
+        if (maxpool)
+            mpb_row(p, rows, OW, yb + 8 * (size_t)cnt);
+        else
+            dwb_row(p, rows, wb, OW, yb + 8 * (size_t)cnt);
         cnt += OW;
         const int last = oy == OH - 1;
         if (cnt < DWB_YCAP && !last) continue;
         const int L = last ? cnt : cnt / 8 * 8;
         int j = 0;
-        switch (ep.act) { /* whole groups of 8, the common activations inlined */
+        if (maxpool) {
+            for (; j < L; j += 8) {
+                __m256 t[8];
+                const int nn = imin(8, L - j);
+                tr8(ybr, 8 * (ptrdiff_t)j, t);
+                for (int c = 0; c < 8; c++) {
+                    if (nn == 8) { _mm256_storeu_ps(yc[c] + f0 + j, t[c]); continue; }
+                    float u[8];
+                    _mm256_storeu_ps(u, t[c]);
+                    for (int i = 0; i < nn; i++) yc[c][f0 + j + i] = u[i];
+                }
+            }
+        }
+        switch (maxpool ? -1 : ep.act) { /* whole groups of 8, the common activations inlined */
         case CG_ACT_NONE: DWB_FLUSH(v) break;
         case CG_ACT_RELU: DWB_FLUSH(_mm256_max_ps(v, _mm256_setzero_ps())) break;
         case CG_ACT_CLIP:
@@ -1399,7 +1468,7 @@ static void dw_task(void *c, int tid, int nth) {
 #ifdef CG_X86
             if (j < nb) {
                 dw_block_avx2(p, r->x, r->y, r->res, n, 8 * j, r->g.H, r->g.W, r->g.OH,
-                              r->g.OW, scratch);
+                              r->g.OW, scratch, 0);
                 continue;
             }
 #endif
@@ -1981,6 +2050,185 @@ void cg_conv_run(const cg_conv_t *p, const float *x, float *y, const float *res,
     r.units = r.whole ? items : items * cdiv(cdiv(OHW, NR), r.chunk);
     r.next = 0;
     cg_parallel(T, conv_task, &r);
+}
+
+/* ---------------------------------------------------------------- max pooling
+ * Per plane, separably: the input rows are split into their sw column phases (padded with -inf,
+ * so that every tap reads contiguous memory, as the depthwise planes are), all rows first (a
+ * row read right after its own stores would wait on store forwarding), then reduced along W
+ * into rows of OW maxima, then OH output rows take the maximum of their kh rows. NaN
+ * propagates (as numpy's maximum does). Max is exact: the split between threads cannot change
+ * a bit. */
+
+static int mp_owp(int OW) { return cdiv(OW, 8) * 8; }
+static int mp_pw(const cg_pool_t *q, int OW) {
+    return mp_owp(OW) + ((q->kw - 1) * q->dw) / q->sw + 8;
+}
+/* per thread: the phases of every row, then the rows reduced along W */
+static size_t mp_thread_floats(const cg_pool_t *q, int H, int OW) {
+    return ((size_t)H * q->sw * mp_pw(q, OW) + (size_t)H * mp_owp(OW) + 31) / 16 * 16;
+}
+
+static inline float max_nan(float a, float b) { return (b > a || b != b) ? b : a; }
+
+/* the sw column phases of input row s (W floats): ph[k][j] = xpad[j * sw + k] */
+static void mp_phases(const cg_pool_t *q, const float *s, int W, int PW, float *ph) {
+    const float fill = -INFINITY;
+#ifdef CG_X86
+    if (q->sw == 2 && cg_isa()) {
+        fill_row_s2_avx2(s, W, q->pl, PW, ph, ph + PW, fill);
+        return;
+    }
+#endif
+    for (int k = 0; k < q->sw; k++) {
+        float *d = ph + (size_t)k * PW;
+        for (int j = 0; j < PW; j++) {
+            int ix = j * q->sw + k - q->pl;
+            d[j] = ix >= 0 && ix < W ? s[ix] : fill;
+        }
+    }
+}
+
+#ifdef CG_X86
+TGT static void mp_row_avx2(int kw, const ptrdiff_t *toff, const float *ph, int OWp, float *h) {
+    for (int ox = 0; ox < OWp; ox += 8) {
+        __m256 m = _mm256_loadu_ps(ph + toff[0] + ox);
+        for (int kx = 1; kx < kw; kx++) m = vmax_nan(m, _mm256_loadu_ps(ph + toff[kx] + ox));
+        _mm256_storeu_ps(h + ox, m);
+    }
+}
+
+TGT static void mp_out_avx2(const float *const *rows, int nrows, int OW, float *y) {
+    for (int ox = 0; ox < OW; ox += 8) {
+        __m256 m = _mm256_set1_ps(-INFINITY);
+        for (int r = 0; r < nrows; r++) m = vmax_nan(m, _mm256_loadu_ps(rows[r] + ox));
+        if (ox + 8 <= OW) {
+            _mm256_storeu_ps(y + ox, m);
+        } else {
+            float t[8];
+            _mm256_storeu_ps(t, m);
+            for (int i = 0; ox + i < OW; i++) y[ox + i] = t[i];
+        }
+    }
+}
+#endif
+
+static void mp_plane(const cg_pool_t *q, const ptrdiff_t *toff, const float *x, float *y, int H,
+                     int W, int OH, int OW, float *scratch, int avx2) {
+    const int PW = mp_pw(q, OW), OWp = mp_owp(OW);
+    const size_t phs = (size_t)q->sw * PW; /* floats of one row's phases */
+    float *ph = scratch, *hrows = scratch + (size_t)H * phs;
+    const float *rows[64];
+    /* the rows some window reads */
+    const int lo = imax(0, -q->pt);
+    const int hi = imin(H - 1, (OH - 1) * q->sh - q->pt + (q->kh - 1) * q->dh);
+    for (int iy = lo; iy <= hi; iy++) mp_phases(q, x + (size_t)iy * W, W, PW, ph + iy * phs);
+    for (int iy = lo; iy <= hi; iy++) {
+        const float *pr = ph + iy * phs;
+        float *h = hrows + (size_t)iy * OWp;
+#ifdef CG_X86
+        if (avx2) { mp_row_avx2(q->kw, toff, pr, OWp, h); continue; }
+#endif
+        for (int ox = 0; ox < OW; ox++) {
+            float m = pr[toff[0] + ox];
+            for (int kx = 1; kx < q->kw; kx++) m = max_nan(m, pr[toff[kx] + ox]);
+            h[ox] = m;
+        }
+    }
+    for (int oy = 0; oy < OH; oy++) {
+        int n = 0;
+        for (int ky = 0; ky < q->kh; ky++) {
+            int iy = oy * q->sh - q->pt + ky * q->dh;
+            if (iy >= 0 && iy < H) rows[n++] = hrows + (size_t)iy * OWp;
+        }
+        float *yr = y + (size_t)oy * OW;
+#ifdef CG_X86
+        if (avx2) { mp_out_avx2(rows, n, OW, yr); continue; }
+#endif
+        for (int ox = 0; ox < OW; ox++) {
+            float m = -INFINITY;
+            for (int r = 0; r < n; r++) m = max_nan(m, rows[r][ox]);
+            yr[ox] = m;
+        }
+    }
+}
+
+/* The window as a depthwise conv's geometry, for dw_block_avx2 (planes as channels). */
+static void mp_as_conv(const cg_pool_t *q, int planes, cg_conv_t *pc) {
+    memset(pc, 0, sizeof *pc);
+    pc->C = pc->M = pc->group = planes;
+    pc->Cg = pc->Mg = 1;
+    pc->KH = q->kh; pc->KW = q->kw; pc->sh = q->sh; pc->sw = q->sw;
+    pc->pt = q->pt; pc->pl = q->pl; pc->dh = q->dh; pc->dw = q->dw;
+    pc->act = CG_ACT_NONE;
+}
+
+/* per thread: the per-plane path's scratch, or (AVX2) dw_block_avx2's */
+static size_t mp_per(const cg_pool_t *q, int planes, int H, int W, int OW) {
+    size_t per = mp_thread_floats(q, H, OW);
+#ifdef CG_X86
+    if (cg_isa()) {
+        cg_conv_t pc;
+        mp_as_conv(q, planes, &pc);
+        per = (size_t)imax((int)per, (int)dwb_floats(&pc, W, OW));
+    }
+#endif
+    return (per + 15) / 16 * 16;
+}
+
+size_t cg_maxpool_scratch_bytes(const cg_pool_t *q, int planes, int H, int W, int OW,
+                                int threads) {
+    /* the tap offsets, then each thread's part */
+    return (64 + mp_per(q, planes, H, W, OW) * resolve_threads(threads)) * sizeof(float) + 64;
+}
+
+typedef struct {
+    const cg_pool_t *q;
+    cg_conv_t pc;
+    const ptrdiff_t *toff;
+    const float *x;
+    float *y;
+    float *scratch;
+    size_t per;
+    int planes, blocks, H, W, OH, OW, avx2;
+} mp_ctx;
+
+/* units: blocks of 8 planes (AVX2), then the planes past them one by one */
+static void mp_task(void *c, int tid, int nth) {
+    mp_ctx *r = (mp_ctx *)c;
+    const int units = r->blocks + r->planes - 8 * r->blocks;
+    const int u0 = (int)((long)units * tid / nth), u1 = (int)((long)units * (tid + 1) / nth);
+    float *scratch = r->scratch + r->per * tid;
+    for (int u = u0; u < u1; u++) {
+#ifdef CG_X86
+        if (u < r->blocks) {
+            dw_block_avx2(&r->pc, r->x, r->y, NULL, 0, 8 * u, r->H, r->W, r->OH, r->OW, scratch,
+                          1);
+            continue;
+        }
+#endif
+        const size_t i = (size_t)8 * r->blocks + (u - r->blocks);
+        mp_plane(r->q, r->toff, r->x + i * r->H * r->W, r->y + i * r->OH * r->OW, r->H, r->W,
+                 r->OH, r->OW, scratch, r->avx2);
+    }
+}
+
+void cg_maxpool_run(const cg_pool_t *q, const float *x, float *y, int planes, int H, int W,
+                    int OH, int OW, void *scratch, int threads) {
+    mp_ctx r;
+    const int T = resolve_threads(threads);
+    ptrdiff_t *toff = (ptrdiff_t *)align64(scratch); /* tap kx: phase (kx dw) % sw, shifted */
+    for (int kx = 0; kx < q->kw && kx < 32; kx++) {
+        int c = kx * q->dw;
+        toff[kx] = (ptrdiff_t)(c % q->sw) * mp_pw(q, OW) + c / q->sw;
+    }
+    r.q = q; r.toff = toff; r.x = x; r.y = y; r.scratch = (float *)toff + 64;
+    r.planes = planes; r.H = H; r.W = W; r.OH = OH; r.OW = OW;
+    r.avx2 = cg_isa();
+    r.per = mp_per(q, planes, H, W, OW);
+    mp_as_conv(q, planes, &r.pc);
+    r.blocks = r.avx2 ? planes / 8 : 0;
+    cg_parallel(imin(T, r.blocks + planes - 8 * r.blocks), mp_task, &r);
 }
 
 /* ---------------------------------------------------------------- dense */

@@ -537,6 +537,23 @@ def _pool_window(call):
     return _window(call)
 
 
+def _native_max_pool(ctx: Context, x: np.ndarray, out: np.ndarray, win) -> Optional[Kernel]:
+    """The native MaxPool (one pass per plane, no padded copy) when built and float32."""
+    mod = _native_conv_module()
+    if mod is None or not hasattr(mod, "MaxPool") or x.dtype != np.float32 \
+            or out.dtype != np.float32 or np.may_share_memory(x, out):
+        return None
+    try:
+        pool = mod.MaxPool(win.kernel, win.strides, win.pads_begin, win.dilations)
+        nbytes = pool.scratch_bytes(x.shape, out.shape, ctx.threads)
+    except (TypeError, ValueError):
+        return None
+    scratch = ctx.workspace.request((max(nbytes, 1),), np.uint8)
+    threads = ctx.threads
+    ctx.kind = "native"
+    return lambda: pool.run(x, out, threads=threads, scratch=scratch.a)
+
+
 @kernel("MaxPool", "AveragePool")
 def _pool(ctx, call, ins, outs):
     x = ins[0]
@@ -555,6 +572,10 @@ def _pool(ctx, call, ins, outs):
     hp = max(h + pt + win.pads_end[0], (oh - 1) * sh + dh * (kh - 1) + 1)
     wp = max(wd + pl + win.pads_end[1], (ow - 1) * sw + dw * (kw - 1) + 1)
     is_max = call.node.op_type == "MaxPool"
+    if is_max:
+        native = _native_max_pool(ctx, x, out, win)
+        if native is not None:
+            return native
     fill = -np.inf if is_max else 0.0
     padded = (hp, wp) != (h, wd) or pt or pl
     xp = ctx.workspace.request((n, c, hp, wp), x.dtype) if padded else None
