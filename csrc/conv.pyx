@@ -208,6 +208,67 @@ cdef void* _scratch_ptr(object owner, object scratch, size_t need, str where) ex
     return <void*><uintptr_t>buf.ctypes.data
 
 
+cdef enum:
+    _CONV, _DENSE, _MAXPOOL
+
+
+cdef class Bound:
+    """One kernel call with its arrays checked once (``bind`` of PackedConv, PackedDense or
+    MaxPool): calling it runs the kernel on whatever those arrays hold then, without the
+    per-call checks of ``run`` (an executor step). It keeps the arrays alive."""
+
+    cdef int kind
+    cdef object owner, keep
+    cdef const cg_conv_t *conv
+    cdef const cg_dense_t *dense
+    cdef const cg_pool_t *pool
+    cdef const float *x
+    cdef float *y
+    cdef const float *res
+    cdef void *scratch
+    cdef size_t scratch_bytes
+    cdef int n, h, w, oh, ow, t
+
+    def __call__(self):
+        cdef size_t need
+        if self.kind == _CONV:
+            need = cg_conv_scratch_bytes(self.conv, self.n, self.h, self.w, self.t)
+        elif self.kind == _DENSE:
+            need = cg_dense_scratch_bytes(self.dense, self.n, self.t)
+        else:
+            need = cg_maxpool_scratch_bytes(self.pool, self.n, self.h, self.w, self.ow, self.t)
+        if need > self.scratch_bytes:  # the ISA changed since bind: bind again
+            raise ValueError(f"scratch has {self.scratch_bytes} bytes, the kernel now needs "
+                             f"{need}")
+        with nogil:
+            if self.kind == _CONV:
+                cg_conv_run(self.conv, self.x, self.y, self.res, self.n, self.h, self.w,
+                            self.scratch, self.t)
+            elif self.kind == _DENSE:
+                cg_dense_run(self.dense, self.x, self.y, self.res, self.n, self.scratch, self.t)
+            else:
+                cg_maxpool_run(self.pool, self.x, self.y, self.n, self.h, self.w, self.oh,
+                               self.ow, self.scratch, self.t)
+
+
+cdef Bound _bound(int kind, object owner, object x, object out, object residual, object scratch,
+                  size_t need, int t, str where):
+    cdef Bound b = Bound.__new__(Bound)
+    b.kind = kind
+    b.owner = owner
+    b.scratch = _scratch_ptr(owner, scratch, need, where)
+    buf = scratch if scratch is not None else owner._scratch
+    b.scratch_bytes = buf.nbytes
+    b.keep = (x, out, residual, buf)
+    b.x = <const float*><uintptr_t>x.ctypes.data
+    b.y = <float*><uintptr_t>out.ctypes.data
+    b.res = NULL
+    if residual is not None:
+        b.res = <const float*><uintptr_t>residual.ctypes.data
+    b.t = t
+    return b
+
+
 cdef _check_res_out(object residual, object out, object other, str where):
     """residual must be exactly out (in place) or not overlap it; inputs must not overlap."""
     if np.may_share_memory(other, out):
@@ -365,6 +426,10 @@ cdef class PackedConv:
         least ``scratch_bytes(x.shape, threads)`` bytes; without it the object's own buffer
         (allocated on first use) serves, so do not run one object from two threads at once.
         """
+        self.bind(x, out, residual, threads, scratch)()
+
+    def bind(self, x, out, residual=None, threads=None, scratch=None):
+        """``run``'s checks once: a `Bound` call that runs this conv on these arrays."""
         _f32("x", x, 4)
         _f32("out", out, 4, writable=True)
         shape = self.output_shape(x.shape)
@@ -380,11 +445,10 @@ cdef class PackedConv:
         cdef int t = _threads(threads)
         cdef int n = x.shape[0], h = x.shape[2], w = x.shape[3]
         cdef size_t need = cg_conv_scratch_bytes(&self.p, n, h, w, t)
-        cdef void *s = _scratch_ptr(self, scratch, need, "PackedConv.run")
-        cdef uintptr_t xp = x.ctypes.data, yp = out.ctypes.data
-        cdef uintptr_t rp = 0 if residual is None else residual.ctypes.data
-        with nogil:
-            cg_conv_run(&self.p, <const float*>xp, <float*>yp, <const float*>rp, n, h, w, s, t)
+        cdef Bound b = _bound(_CONV, self, x, out, residual, scratch, need, t, "PackedConv.run")
+        b.conv = &self.p
+        b.n, b.h, b.w = n, h, w
+        return b
 
 
 cdef class PackedDense:
@@ -447,6 +511,10 @@ cdef class PackedDense:
 
     def run(self, x, out, residual=None, threads=None, scratch=None):
         """out = act(x @ w.T + bias + residual); same conventions as PackedConv.run."""
+        self.bind(x, out, residual, threads, scratch)()
+
+    def bind(self, x, out, residual=None, threads=None, scratch=None):
+        """``run``'s checks once: a `Bound` call that runs this layer on these arrays."""
         _f32("x", x, 2)
         _f32("out", out, 2, writable=True)
         if x.shape[1] != self.p.K or x.shape[0] < 1:
@@ -465,11 +533,10 @@ cdef class PackedDense:
         cdef int t = _threads(threads)
         cdef int b = x.shape[0]
         cdef size_t need = cg_dense_scratch_bytes(&self.p, b, t)
-        cdef void *s = _scratch_ptr(self, scratch, need, "PackedDense.run")
-        cdef uintptr_t xp = x.ctypes.data, yp = out.ctypes.data
-        cdef uintptr_t rp = 0 if residual is None else residual.ctypes.data
-        with nogil:
-            cg_dense_run(&self.p, <const float*>xp, <float*>yp, <const float*>rp, b, s, t)
+        cdef Bound bd = _bound(_DENSE, self, x, out, residual, scratch, need, t, "PackedDense.run")
+        bd.dense = &self.p
+        bd.n = b
+        return bd
 
 
 def _init_winograd_from_env():
@@ -532,6 +599,10 @@ cdef class MaxPool:
 
     def run(self, x, out, threads=None, scratch=None):
         """out = max pool of x; x and out C-contiguous float32 NCHW, not overlapping."""
+        self.bind(x, out, threads, scratch)()
+
+    def bind(self, x, out, threads=None, scratch=None):
+        """``run``'s checks once: a `Bound` call that pools x into out."""
         _f32("x", x, 4)
         _f32("out", out, 4, writable=True)
         cdef int planes, h, w, oh, ow
@@ -540,7 +611,7 @@ cdef class MaxPool:
             raise ValueError("MaxPool.run: x overlaps out")
         cdef int t = _threads(threads)
         cdef size_t need = cg_maxpool_scratch_bytes(&self.q, planes, h, w, ow, t)
-        cdef void *s = _scratch_ptr(self, scratch, need, "MaxPool.run")
-        cdef uintptr_t xp = x.ctypes.data, yp = out.ctypes.data
-        with nogil:
-            cg_maxpool_run(&self.q, <const float*>xp, <float*>yp, planes, h, w, oh, ow, s, t)
+        cdef Bound b = _bound(_MAXPOOL, self, x, out, None, scratch, need, t, "MaxPool.run")
+        b.pool = &self.q
+        b.n, b.h, b.w, b.oh, b.ow = planes, h, w, oh, ow
+        return b

@@ -207,13 +207,23 @@ _NATIVE_ACTIVATIONS = {"": ("none", None, None), "Relu": ("relu", None, None),
 
 
 def _native_run(packed, x, out, residual, ctx: Context, nbytes: int) -> Kernel:
-    """packed.run with scratch from the shared workspace (so it allocates nothing)."""
+    """packed.run with scratch from the shared workspace (so it allocates nothing), its
+    arguments checked once: bound at the first call (the workspace exists only once every
+    step is built), the bound call (no per-call checks in Python) from then on."""
     scratch = ctx.workspace.request((max(nbytes, 1),), np.uint8)
     threads = ctx.threads
+    args = (x, out) if residual is _NO_RESIDUAL else (x, out, residual)
+    bound = None
 
     def run():
-        packed.run(x, out, residual=residual, threads=threads, scratch=scratch.a)
+        nonlocal bound
+        if bound is None:
+            bound = packed.bind(*args, threads=threads, scratch=scratch.a)
+        bound()
     return run
+
+
+_NO_RESIDUAL = object()  # MaxPool.bind takes none
 
 
 def conv_numpy(ws: Workspace, x, w, b, out, residual, strides, pads, dilations, group,
@@ -548,10 +558,8 @@ def _native_max_pool(ctx: Context, x: np.ndarray, out: np.ndarray, win) -> Optio
         nbytes = pool.scratch_bytes(x.shape, out.shape, ctx.threads)
     except (TypeError, ValueError):
         return None
-    scratch = ctx.workspace.request((max(nbytes, 1),), np.uint8)
-    threads = ctx.threads
     ctx.kind = "native"
-    return lambda: pool.run(x, out, threads=threads, scratch=scratch.a)
+    return _native_run(pool, x, out, _NO_RESIDUAL, ctx, nbytes)
 
 
 @kernel("MaxPool", "AveragePool")
