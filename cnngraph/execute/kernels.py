@@ -650,7 +650,18 @@ def _global_pool(ctx, call, ins, outs):
     dest = out.reshape(x.shape[0], x.shape[1])
     if call.node.op_type == "GlobalMaxPool":
         return lambda: np.max(flat, axis=2, out=dest)
-    return lambda: np.mean(flat, axis=2, out=dest)
+    if flat.dtype.kind != "f" or flat.shape[2] == 0:
+        return lambda: np.mean(flat, axis=2, out=dest)
+    # each plane's sum as a matrix-vector product: one BLAS call, where numpy's mean reduces
+    # plane by plane (1280 planes of 7 x 7: 17 us against 73)
+    ones = np.ones((flat.shape[2], 1), flat.dtype)
+    column = dest.reshape(dest.shape + (1,))
+    scale = flat.dtype.type(1 / flat.shape[2])
+
+    def global_average():
+        np.matmul(flat, ones, out=column)
+        np.multiply(column, scale, out=column)
+    return global_average
 
 
 @kernel("LRN")
