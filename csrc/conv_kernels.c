@@ -1195,12 +1195,53 @@ TGT static void dwb_fill_row(const float *const src[8], int iy, int H, int W, in
     for (int j = pl + W; j < Wp; j++) _mm256_storeu_ps(d + 8 * j, z);
 }
 
+/* 3x3 stride 1: outputs o..o+7 of one row (rows r0..r2 offset to column o). Each input column
+ * is loaded once for the (up to) three outputs that read it: loads, not FMAs, are what this
+ * kernel waits on. Every accumulator still takes its taps in order (ky, then kx). */
+TGT static inline void dwb8_s1(const float *const r[3], const float *wb, float *yb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0, v;
+    for (int ky = 0; ky < 3; ky++) {
+        const float *q = r[ky];
+        const __m256 w0 = _mm256_loadu_ps(wb + 24 * ky), w1 = _mm256_loadu_ps(wb + 24 * ky + 8),
+                     w2 = _mm256_loadu_ps(wb + 24 * ky + 16);
+        v = _mm256_loadu_ps(q);
+        a0 = _mm256_fmadd_ps(w0, v, a0);
+        v = _mm256_loadu_ps(q + 8);
+        a0 = _mm256_fmadd_ps(w1, v, a0); a1 = _mm256_fmadd_ps(w0, v, a1);
+#define COL(c, x, y, z)                                                                      \
+        v = _mm256_loadu_ps(q + 8 * (c));                                                    \
+        x = _mm256_fmadd_ps(w2, v, x); y = _mm256_fmadd_ps(w1, v, y); z = _mm256_fmadd_ps(w0, v, z);
+        COL(2, a0, a1, a2) COL(3, a1, a2, a3) COL(4, a2, a3, a4) COL(5, a3, a4, a5)
+        COL(6, a4, a5, a6) COL(7, a5, a6, a7)
+#undef COL
+        v = _mm256_loadu_ps(q + 64);
+        a6 = _mm256_fmadd_ps(w2, v, a6); a7 = _mm256_fmadd_ps(w1, v, a7);
+        v = _mm256_loadu_ps(q + 72);
+        a7 = _mm256_fmadd_ps(w2, v, a7);
+    }
+    _mm256_storeu_ps(yb, a0); _mm256_storeu_ps(yb + 8, a1);
+    _mm256_storeu_ps(yb + 16, a2); _mm256_storeu_ps(yb + 24, a3);
+    _mm256_storeu_ps(yb + 32, a4); _mm256_storeu_ps(yb + 40, a5);
+    _mm256_storeu_ps(yb + 48, a6); _mm256_storeu_ps(yb + 56, a7);
+}
+
 /* one output row, blocked: yb[ox][8] = sum over taps of w[t] * row(ky)[ox * sw + kx * dw] */
 TGT static void dwb_row(const cg_conv_t *p, const float *const *rows, const float *wb, int OW,
                         float *yb) {
     const int KH = p->KH, KW = p->KW, sw = p->sw, dw = p->dw;
     const ptrdiff_t s8 = 8 * (ptrdiff_t)sw;
     int ox = 0;
+    if (KH == 3 && KW == 3 && dw == 1 && sw == 1 && OW >= 8) {
+        /* (stride 2 the same way measured slower than the four chains below) */
+        for (;; ox += 8) {
+            if (ox + 8 > OW) ox = OW - 8; /* the last 8 again, overlapping */
+            const ptrdiff_t o = 8 * (ptrdiff_t)ox;
+            const float *r[3] = {rows[0] + o, rows[1] + o, rows[2] + o};
+            dwb8_s1(r, wb, yb + o);
+            if (ox + 8 == OW) return;
+        }
+    }
     if (KH == 3 && KW == 3 && dw == 1) {
         const __m256 w0 = _mm256_loadu_ps(wb), w1 = _mm256_loadu_ps(wb + 8),
                      w2 = _mm256_loadu_ps(wb + 16), w3 = _mm256_loadu_ps(wb + 24),
