@@ -1126,7 +1126,8 @@ typedef struct {
 
 static void dwb_geometry(const cg_conv_t *p, int W, int OW, dwb_t *b) {
     b->Rs = (p->KH - 1) * p->dh + 1;
-    b->Wp = imax(p->pl + W, (OW - 1) * p->sw + (p->KW - 1) * p->dw + 1);
+    /* columns up to OW rounded to 8 outputs: dwb8_s1 runs past a row's end into zeros */
+    b->Wp = imax(p->pl + W, (cdiv(OW, 8) * 8 - 1) * p->sw + (p->KW - 1) * p->dw + 1);
 }
 
 /* output positions gathered before they go back to the planes */
@@ -1232,15 +1233,16 @@ TGT static void dwb_row(const cg_conv_t *p, const float *const *rows, const floa
     const int KH = p->KH, KW = p->KW, sw = p->sw, dw = p->dw;
     const ptrdiff_t s8 = 8 * (ptrdiff_t)sw;
     int ox = 0;
-    if (KH == 3 && KW == 3 && dw == 1 && sw == 1 && OW >= 8) {
-        /* (stride 2 the same way measured slower than the four chains below) */
-        for (;; ox += 8) {
-            if (ox + 8 > OW) ox = OW - 8; /* the last 8 again, overlapping */
+    if (KH == 3 && KW == 3 && dw == 1 && sw == 1) {
+        /* (stride 2 the same way measured slower than the four chains below). Up to 7
+         * outputs past OW land in yb's next slots, which the next row (or, after the last
+         * row, the flush) overwrites. */
+        for (; ox < OW; ox += 8) {
             const ptrdiff_t o = 8 * (ptrdiff_t)ox;
             const float *r[3] = {rows[0] + o, rows[1] + o, rows[2] + o};
             dwb8_s1(r, wb, yb + o);
-            if (ox + 8 == OW) return;
         }
+        return;
     }
     if (KH == 3 && KW == 3 && dw == 1) {
         const __m256 w0 = _mm256_loadu_ps(wb), w1 = _mm256_loadu_ps(wb + 8),
