@@ -64,6 +64,7 @@ typedef struct {
     ptrdiff_t ldr;
     int first, last, act;
     float alpha, beta;
+    int bx; /* B's panel is one column, expanded (pack_b_conv, kern_avx2_1col) */
 } ep_t;
 
 typedef void (*kern_fn)(int kc, const float *A, const float *B, float *C, ptrdiff_t ldc,
@@ -297,8 +298,29 @@ TGT static void kern_avx2_4x16(int kc, const float *A, const float *B, float *C,
     }
 }
 
+/* A panel's last column alone (7x7 outputs: 49 = 3 x 16 + 1), B expanded by pack_b_conv to
+ * b[k] six times at 6k, matching A's [k][6]: three vector FMAs per four k, where the 6x4
+ * kernel spends seven loads per k on a column. */
+TGT static void kern_avx2_1col(int kc, const float *A, const float *B, float *C, ptrdiff_t ldc,
+                               int mr, const ep_t *ep) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0;
+    int k = 0;
+    for (; k + 4 <= kc; k += 4, A += 24, B += 24) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(A), _mm256_loadu_ps(B), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(A + 8), _mm256_loadu_ps(B + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(A + 16), _mm256_loadu_ps(B + 16), s2);
+    }
+    float t[24], acc[MR];
+    _mm256_storeu_ps(t, s0); _mm256_storeu_ps(t + 8, s1); _mm256_storeu_ps(t + 16, s2);
+    for (int r = 0; r < MR; r++) acc[r] = (t[r] + t[r + 12]) + (t[r + 6] + t[r + 18]);
+    for (; k < kc; k++, A += MR, B += MR)
+        for (int r = 0; r < MR; r++) acc[r] += A[r] * B[0];
+    ep_scalar(acc, 1, C, ldc, mr, 1, ep);
+}
+
 TGT static void kern_avx2(int kc, const float *A, const float *B, float *C, ptrdiff_t ldc,
                           int mr, int nr, const ep_t *ep) {
+    if (nr == 1 && ep->bx) { kern_avx2_1col(kc, A, B, C, ldc, mr, ep); return; }
     if (nr <= 4) { kern_avx2_6x4(kc, A, B, C, ldc, mr, nr, ep); return; }
     if (nr <= 8) { kern_avx2_6x8(kc, A, B, C, ldc, mr, nr, ep); return; }
     if (mr == 1) { kern_avx2_1x16(kc, A, B, C, ldc, mr, nr, ep); return; }
@@ -873,6 +895,9 @@ static void im2col_row(const geom_t *g, const float *x, int c, int ky, int kx, i
     }
 }
 
+/* The last panel of nc columns is a single column, packed for kern_avx2_1col. */
+static int panel_1col(int nc) { return nc % NR == 1 && cg_isa(); }
+
 /* Pack B[pc:pc+kc, jc:jc+nc] (im2col of image x, group-local channels) into NR panels. */
 static void pack_b_conv(const geom_t *g, const float *x, int pc, int kc, int jc, int nc,
                         float *Bp, float *rowbuf) {
@@ -894,7 +919,13 @@ static void pack_b_conv(const geom_t *g, const float *x, int pc, int kc, int jc,
             im2col_row(g, x, c, r / p->KW, r % p->KW, jc, nc, Bp, kc, kk, NR);
         }
     }
-    if (nc % NR) { /* zero the lanes past nc of the last panel */
+    if (panel_1col(nc)) { /* kern_avx2_1col's layout, in place: b[k] at 16k -> 6k .. 6k+5 */
+        float *d = Bp + (size_t)(nc / NR) * kc * NR;
+        for (int kk = 0; kk < kc; kk++) {
+            float b = d[(size_t)kk * NR];
+            for (int r = 0; r < MR; r++) d[(size_t)kk * MR + r] = b;
+        }
+    } else if (nc % NR) { /* zero the lanes past nc of the last panel */
         float *d = Bp + (size_t)(nc / NR) * kc * NR;
         for (int kk = 0; kk < kc; kk++)
             memset(d + (size_t)kk * NR + nc % NR, 0, sizeof(float) * (NR - nc % NR));
@@ -913,7 +944,7 @@ static void conv_gemm_tile(const geom_t *g, kern_fn kern, const float *x, float 
     const int ncb = cdiv(cdiv(L, cdiv(L, NC_MAX)), NR) * NR;
     const int npm = cdiv(m1 - m0, MR);
     const int mcb = cdiv(npm, cdiv(npm * MR, MC_MAX)) * MR;
-    ep_t ep;
+    ep_t ep = {0};
     ep.bias_col = NULL;
     ep.ldr = OHW;
     ep.act = p->act;
@@ -931,6 +962,7 @@ static void conv_gemm_tile(const geom_t *g, kern_fn kern, const float *x, float 
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = imin(NR, nc - jr);
                     const float *B = Bp + (size_t)(jr / NR) * kc * NR;
+                    ep.bx = nr == 1 && panel_1col(nc);
                     for (int ir = ic; ir < ie; ir += MR) {
                         int mr = imin(MR, ie - ir);
                         const float *A = Ap + (size_t)(ir / MR) * K * MR + (size_t)pc * MR;
@@ -1075,7 +1107,7 @@ TGT static void dw_plane_avx2(const cg_conv_t *p, const float *planes, int Hp, i
     /* 8 outputs of 4 rows at a time: four independent FMA chains per tap */
     const int T = p->KH * p->KW;
     const ptrdiff_t rs = (ptrdiff_t)p->sh * PW;
-    ep_t ep;
+    ep_t ep = {0};
     ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
     (void)Hp;
     for (int oy = 0; oy < OH; oy += 4) {
@@ -1379,7 +1411,7 @@ TGT static void dw_block_avx2(const cg_conv_t *p, const float *x, float *y, cons
     const float *src[8], *ybr[8], *rows[64];
     float *yc[8], bias[8];
     const float *rc[8];
-    ep_t ep;
+    ep_t ep = {0};
     ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
     for (int c = 0; c < 8; c++) {
         int m = m0 + c;
@@ -1573,7 +1605,7 @@ static void rows_task(void *c, int tid, int nth) {
     const float *bias = p->bias ? p->bias + gi * p->Mg : NULL;
     const float *res = r->res ? r->res + yoff : NULL;
     float *y = r->y + yoff;
-    ep_t ep;
+    ep_t ep = {0};
     (void)tid; (void)nth;
     ep.bias_col = NULL;
     ep.ldr = OHW;
@@ -1588,6 +1620,7 @@ static void rows_task(void *c, int tid, int nth) {
             for (int jr = 0; jr < OHW; jr += NR) {
                 int nr = imin(NR, OHW - jr);
                 const float *B = Bb + (size_t)(jr / NR) * kc * NR;
+                ep.bx = nr == 1 && panel_1col(OHW);
                 for (int ir = m0; ir < m1; ir += MR) {
                     size_t off = (size_t)ir * OHW + jr;
                     ep.bias_row = bias ? bias + ir : NULL;
@@ -1623,7 +1656,7 @@ static void direct_task(void *c, int tid, int nth) {
      * B rows (G * kc * 64 bytes) stay in L1. Units: (group, G tiles). */
     const int kcb = kc_block(K), G = r->chunk, per = cdiv(nt, G);
     (void)tid; (void)nth;
-    ep_t ep;
+    ep_t ep = {0};
     ep.bias_col = NULL;
     ep.ldr = OHW;
     ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
@@ -1890,7 +1923,7 @@ static void wino_out(const wgeom_t *g, const float *Mb, int t0, int nt, int m0, 
             int i = 0;
 #ifdef CG_X86
             if (g->avx2) {
-                ep_t ep;
+                ep_t ep = {0};
                 ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
                 for (; i < seg; i += 8)
                     wino_out8(mr + (t - t0 + i), xs, ym, rm, (size_t)oy * OW + 2 * (tx + i), OW,
@@ -1936,7 +1969,7 @@ static void wino_task(void *c, int tid, int nth) {
     const int C = p->C, M = p->M, wnt = g->wnt, wmb = g->wmb, kcb = p->wkc;
     const size_t us = wino_ufloats(p), vs = g->vs, xs = g->xs;
     float *V = r->thr + r->per * tid, *Mb = V + 16 * vs;
-    ep_t ep;
+    ep_t ep = {0};
     memset(&ep, 0, sizeof ep);
     ep.last = 1;
     ep.act = CG_ACT_NONE;
@@ -2321,7 +2354,7 @@ static void dense_task(void *c, int tid, int nth) {
     const float *x = r->x;
     float *Ap = r->base + r->per * tid;
     int p0 = (int)((long)tid * np / nth), p1 = (int)((long)(tid + 1) * np / nth);
-    ep_t ep;
+    ep_t ep = {0};
     ep.bias_row = NULL;
     ep.ldr = M;
     ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;

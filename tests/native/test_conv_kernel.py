@@ -204,6 +204,8 @@ def test_thread_counts_agree(case):
     (64, 40, 40, 64, 3, 1, 1, 64),
     (32, 29, 33, 32, 3, 2, 1, 32),
     (8, 10, 10, 8, 9, 1, 4, 8),   # depthwise 9x9: more taps than the unrolled path holds
+    (302, 7, 7, 70, 1, 1, 0, 1),  # 49 columns: the last panel is one column (two K blocks)
+    (13, 7, 7, 9, 1, 1, 0, 1),    # ... K not a multiple of 4
 ])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_block_crossing_shapes(isa, shape, threads):
