@@ -1211,8 +1211,11 @@ TGT static void dwb_fill_row(const float *const src[8], int iy, int H, int W, in
             for (int k = 0; k < 8; k++) _mm256_storeu_ps(dd + 8 * (ix + k), v[k]);
         }
         if (ix < W) { /* the last 8 columns, overlapping the ones done */
+            const int k0 = 8 - (W - ix);
             tr8(src, row + W - 8, v);
-            for (int k = 8 - (W - ix); k < 8; k++) _mm256_storeu_ps(dd + 8 * (W - 8 + k), v[k]);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) /* constant k: v stays in registers */
+                if (k >= k0) _mm256_storeu_ps(dd + 8 * (W - 8 + k), v[k]);
         }
     } else if ((ptrdiff_t)H * W >= 8) {
         ptrdiff_t at = imin(row, (ptrdiff_t)H * W - 8); /* 8 floats inside the plane */
