@@ -363,8 +363,35 @@ TGT static void kern_avx2(int kc, const float *A, const float *B, float *C, ptrd
 
 /* Direct-mode kernels: row k of B is read in place at b + koff[k] (16 or 8 consecutive output
  * positions of the padded input), so B needs no packing. */
+TGT static void kern_direct4x16(int K, const float *A, const float *b, const ptrdiff_t *koff,
+                                float *C, ptrdiff_t ldc, int mr, int nr, const ep_t *ep) {
+    /* a last panel of at most 4 rows, as kern_avx2_4x16 */
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, a, b0, b1;
+    for (int k = 0; k < K; k++) {
+        const float *q = b + koff[k];
+        b0 = _mm256_loadu_ps(q); b1 = _mm256_loadu_ps(q + 8);
+        FMA2(0, a, c00, c01) FMA2(1, a, c10, c11) FMA2(2, a, c20, c21) FMA2(3, a, c30, c31)
+        A += MR;
+    }
+    if (nr == NR && ep->act != CG_ACT_SIGMOID) {
+        EP_ROW2(0, c00, c01);
+        if (mr > 1) EP_ROW2(1, c10, c11);
+        if (mr > 2) EP_ROW2(2, c20, c21);
+        if (mr > 3) EP_ROW2(3, c30, c31);
+    } else {
+        float tmp[4 * NR] __attribute__((aligned(32)));
+        _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
+        _mm256_store_ps(tmp + 16, c10); _mm256_store_ps(tmp + 24, c11);
+        _mm256_store_ps(tmp + 32, c20); _mm256_store_ps(tmp + 40, c21);
+        _mm256_store_ps(tmp + 48, c30); _mm256_store_ps(tmp + 56, c31);
+        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
+    }
+}
+
 TGT static void kern_direct16(int K, const float *A, const float *b, const ptrdiff_t *koff,
                               float *C, ptrdiff_t ldc, int mr, int nr, const ep_t *ep) {
+    if (mr <= 4) { kern_direct4x16(K, A, b, koff, C, ldc, mr, nr, ep); return; }
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
     for (int k = 0; k < K; k++) {
@@ -374,9 +401,10 @@ TGT static void kern_direct16(int K, const float *A, const float *b, const ptrdi
         FMA2(3, a, c30, c31) FMA2(4, a, c40, c41) FMA2(5, a, c50, c51)
         A += MR;
     }
-    if (mr == MR && nr == NR && ep->act != CG_ACT_SIGMOID) {
+    if (nr == NR && ep->act != CG_ACT_SIGMOID) { /* mr is 5 or 6 here */
         EP_ROW2(0, c00, c01); EP_ROW2(1, c10, c11); EP_ROW2(2, c20, c21);
-        EP_ROW2(3, c30, c31); EP_ROW2(4, c40, c41); EP_ROW2(5, c50, c51);
+        EP_ROW2(3, c30, c31); EP_ROW2(4, c40, c41);
+        if (mr == MR) EP_ROW2(5, c50, c51);
     } else {
         float tmp[MR * NR] __attribute__((aligned(32)));
         _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
