@@ -1,5 +1,6 @@
 # distutils: sources = csrc/conv_kernels.c
-"""Native float32 2-D convolution and dense layers with fused epilogues (cnngraph._native.conv).
+"""Native float32 2-D convolution and dense layers with fused epilogues, and max pooling
+(cnngraph._native.conv).
 
 Weights are packed once into a `PackedConv` / `PackedDense`; `.run` then writes into a
 caller-provided output (a view into the executor's arena) and allocates nothing, apart from
@@ -60,6 +61,13 @@ cdef extern from "conv_kernels.h" nogil:
     size_t cg_dense_scratch_bytes(const cg_dense_t *p, int B, int threads)
     void cg_dense_run(const cg_dense_t *p, const float *x, float *y, const float *res,
                       int B, void *scratch, int threads)
+    ctypedef struct cg_pool_t:
+        int kh, kw, sh, sw, pt, pl, dh, dw
+
+    size_t cg_maxpool_scratch_bytes(const cg_pool_t *q, int planes, int H, int W, int OW,
+                                    int threads)
+    void cg_maxpool_run(const cg_pool_t *q, const float *x, float *y, int planes, int H, int W,
+                        int OH, int OW, void *scratch, int threads)
     int cg_isa()
     int cg_set_isa(int want)
     int cg_num_procs()
@@ -199,6 +207,67 @@ cdef void* _scratch_ptr(object owner, object scratch, size_t need, str where) ex
         buf = np.empty(max(need, 64), dtype=np.uint8)  # once, or when a bigger call comes
         owner._scratch = buf
     return <void*><uintptr_t>buf.ctypes.data
+
+
+cdef enum:
+    _CONV, _DENSE, _MAXPOOL
+
+
+cdef class Bound:
+    """One kernel call with its arrays checked once (``bind`` of PackedConv, PackedDense or
+    MaxPool): calling it runs the kernel on whatever those arrays hold then, without the
+    per-call checks of ``run`` (an executor step). It keeps the arrays alive."""
+
+    cdef int kind
+    cdef object owner, keep
+    cdef const cg_conv_t *conv
+    cdef const cg_dense_t *dense
+    cdef const cg_pool_t *pool
+    cdef const float *x
+    cdef float *y
+    cdef const float *res
+    cdef void *scratch
+    cdef size_t scratch_bytes
+    cdef int n, h, w, oh, ow, t
+
+    def __call__(self):
+        cdef size_t need
+        if self.kind == _CONV:
+            need = cg_conv_scratch_bytes(self.conv, self.n, self.h, self.w, self.t)
+        elif self.kind == _DENSE:
+            need = cg_dense_scratch_bytes(self.dense, self.n, self.t)
+        else:
+            need = cg_maxpool_scratch_bytes(self.pool, self.n, self.h, self.w, self.ow, self.t)
+        if need > self.scratch_bytes:  # the ISA changed since bind: bind again
+            raise ValueError(f"scratch has {self.scratch_bytes} bytes, the kernel now needs "
+                             f"{need}")
+        with nogil:
+            if self.kind == _CONV:
+                cg_conv_run(self.conv, self.x, self.y, self.res, self.n, self.h, self.w,
+                            self.scratch, self.t)
+            elif self.kind == _DENSE:
+                cg_dense_run(self.dense, self.x, self.y, self.res, self.n, self.scratch, self.t)
+            else:
+                cg_maxpool_run(self.pool, self.x, self.y, self.n, self.h, self.w, self.oh,
+                               self.ow, self.scratch, self.t)
+
+
+cdef Bound _bound(int kind, object owner, object x, object out, object residual, object scratch,
+                  size_t need, int t, str where):
+    cdef Bound b = Bound.__new__(Bound)
+    b.kind = kind
+    b.owner = owner
+    b.scratch = _scratch_ptr(owner, scratch, need, where)
+    buf = scratch if scratch is not None else owner._scratch
+    b.scratch_bytes = buf.nbytes
+    b.keep = (x, out, residual, buf)
+    b.x = <const float*><uintptr_t>x.ctypes.data
+    b.y = <float*><uintptr_t>out.ctypes.data
+    b.res = NULL
+    if residual is not None:
+        b.res = <const float*><uintptr_t>residual.ctypes.data
+    b.t = t
+    return b
 
 
 cdef _check_res_out(object residual, object out, object other, str where):
@@ -358,6 +427,10 @@ cdef class PackedConv:
         least ``scratch_bytes(x.shape, threads)`` bytes; without it the object's own buffer
         (allocated on first use) serves, so do not run one object from two threads at once.
         """
+        self.bind(x, out, residual, threads, scratch)()
+
+    def bind(self, x, out, residual=None, threads=None, scratch=None):
+        """``run``'s checks once: a `Bound` call that runs this conv on these arrays."""
         _f32("x", x, 4)
         _f32("out", out, 4, writable=True)
         shape = self.output_shape(x.shape)
@@ -373,11 +446,10 @@ cdef class PackedConv:
         cdef int t = _threads(threads)
         cdef int n = x.shape[0], h = x.shape[2], w = x.shape[3]
         cdef size_t need = cg_conv_scratch_bytes(&self.p, n, h, w, t)
-        cdef void *s = _scratch_ptr(self, scratch, need, "PackedConv.run")
-        cdef uintptr_t xp = x.ctypes.data, yp = out.ctypes.data
-        cdef uintptr_t rp = 0 if residual is None else residual.ctypes.data
-        with nogil:
-            cg_conv_run(&self.p, <const float*>xp, <float*>yp, <const float*>rp, n, h, w, s, t)
+        cdef Bound b = _bound(_CONV, self, x, out, residual, scratch, need, t, "PackedConv.run")
+        b.conv = &self.p
+        b.n, b.h, b.w = n, h, w
+        return b
 
 
 cdef class PackedDense:
@@ -454,6 +526,10 @@ cdef class PackedDense:
 
     def run(self, x, out, residual=None, threads=None, scratch=None):
         """out = act(x @ w.T + bias + residual); same conventions as PackedConv.run."""
+        self.bind(x, out, residual, threads, scratch)()
+
+    def bind(self, x, out, residual=None, threads=None, scratch=None):
+        """``run``'s checks once: a `Bound` call that runs this layer on these arrays."""
         _f32("x", x, 2)
         _f32("out", out, 2, writable=True)
         if x.shape[1] != self.p.K or x.shape[0] < 1:
@@ -472,11 +548,10 @@ cdef class PackedDense:
         cdef int t = _threads(threads)
         cdef int b = x.shape[0]
         cdef size_t need = cg_dense_scratch_bytes(&self.p, b, t)
-        cdef void *s = _scratch_ptr(self, scratch, need, "PackedDense.run")
-        cdef uintptr_t xp = x.ctypes.data, yp = out.ctypes.data
-        cdef uintptr_t rp = 0 if residual is None else residual.ctypes.data
-        with nogil:
-            cg_dense_run(&self.p, <const float*>xp, <float*>yp, <const float*>rp, b, s, t)
+        cdef Bound bd = _bound(_DENSE, self, x, out, residual, scratch, need, t, "PackedDense.run")
+        bd.dense = &self.p
+        bd.n = b
+        return bd
 
 
 def _init_winograd_from_env():
@@ -488,3 +563,70 @@ def _init_winograd_from_env():
 
 
 _init_winograd_from_env()
+
+
+cdef class MaxPool:
+    """2-D max pooling over float32 NCHW (padding counts as -inf; NaN propagates).
+
+    MaxPool(kernel, strides=(1, 1), pads=(0, 0), dilations=(1, 1)); pads are the top and left
+    ones: the output shape, which ``run`` takes from ``out``, carries the end pads and ceil
+    mode. ``run(x, out, threads=None, scratch=None)``.
+
+    >>> import numpy as np
+    >>> out = np.empty((1, 1, 2, 2), np.float32)
+    >>> MaxPool((2, 2), (2, 2)).run(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4), out)
+    >>> out.tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
+
+    cdef cg_pool_t q
+    cdef public object _scratch
+
+    def __init__(self, kernel, strides=(1, 1), pads=(0, 0), dilations=(1, 1)):
+        vals = [tuple(int(v) for v in t) for t in (kernel, strides, pads, dilations)]
+        if any(len(t) != 2 for t in vals):
+            raise ValueError(f"kernel, strides, pads and dilations take 2 values each, got "
+                             f"{kernel}, {strides}, {pads}, {dilations}")
+        (kh, kw), (sh, sw), (pt, pl), (dh, dw) = vals
+        if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0 or kh > 64 or kw > 32 \
+                or max(sh, sw, dh, dw, pt, pl) > 1 << 16:
+            raise ValueError(f"MaxPool: kernel {kernel} (at most 64 x 32), strides {strides}, "
+                             f"dilations {dilations} must be positive, pads {pads} >= 0")
+        self.q.kh, self.q.kw, self.q.sh, self.q.sw = kh, kw, sh, sw
+        self.q.pt, self.q.pl, self.q.dh, self.q.dw = pt, pl, dh, dw
+        self._scratch = None
+
+    def _dims(self, x_shape, out_shape):
+        if len(x_shape) != 4 or len(out_shape) != 4 or tuple(x_shape[:2]) != tuple(out_shape[:2]):
+            raise ValueError(f"MaxPool: input {tuple(x_shape)} and output {tuple(out_shape)} must "
+                             f"be 4-D with the same N and C")
+        n, c, h, w = (int(v) for v in x_shape)
+        oh, ow = int(out_shape[2]), int(out_shape[3])
+        if min(n, c, h, w, oh, ow) < 1 or n * c > _INT_MAX or max(h, w, oh, ow) > 1 << 24:
+            raise ValueError(f"MaxPool: input {tuple(x_shape)} or output {tuple(out_shape)} is "
+                             f"empty or too large")
+        return n * c, h, w, oh, ow
+
+    def scratch_bytes(self, input_shape, output_shape, threads=None):
+        """Bytes of scratch ``run`` needs for these shapes and thread count."""
+        planes, h, w, _, ow = self._dims(input_shape, output_shape)
+        return int(cg_maxpool_scratch_bytes(&self.q, planes, h, w, ow, _threads(threads)))
+
+    def run(self, x, out, threads=None, scratch=None):
+        """out = max pool of x; x and out C-contiguous float32 NCHW, not overlapping."""
+        self.bind(x, out, threads, scratch)()
+
+    def bind(self, x, out, threads=None, scratch=None):
+        """``run``'s checks once: a `Bound` call that pools x into out."""
+        _f32("x", x, 4)
+        _f32("out", out, 4, writable=True)
+        cdef int planes, h, w, oh, ow
+        planes, h, w, oh, ow = self._dims(x.shape, out.shape)
+        if np.may_share_memory(x, out):
+            raise ValueError("MaxPool.run: x overlaps out")
+        cdef int t = _threads(threads)
+        cdef size_t need = cg_maxpool_scratch_bytes(&self.q, planes, h, w, ow, t)
+        cdef Bound b = _bound(_MAXPOOL, self, x, out, None, scratch, need, t, "MaxPool.run")
+        b.pool = &self.q
+        b.n, b.h, b.w, b.oh, b.ow = planes, h, w, oh, ow
+        return b

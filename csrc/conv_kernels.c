@@ -11,7 +11,9 @@
  *   jc (NC) > pc (KC) > ic (MC) > jr (NR) > ir (MR), GotoBLAS style.
  * - direct (AVX2, spatial kernels with moderate K, output rows >= 12): B rows are read in place
  *   from a zero-padded, column-phase-split copy of the input, 16 outputs of a row per tile.
- * - depthwise (one input channel per group): a direct kernel per channel plane.
+ * - depthwise (one input channel per group): on AVX2, 8 output channels at once with the
+ *   channel in the SIMD lanes (input rows transposed on the fly, outputs transposed back);
+ *   else, and for the channels past the last block of 8, a direct kernel per plane.
  * The micro-kernel keeps an MR x NR = 6 x 16 tile of C in 12 ymm registers (6 x 8 and 6 x 4
  * variants for narrow tails, 1 x 16 for single rows). On the development machine every
  * variant measured (6x16, 4x24, 3x32, 2x48, memory-operand FMAs, lane-broadcast A) peaked at
@@ -62,6 +64,7 @@ typedef struct {
     ptrdiff_t ldr;
     int first, last, act;
     float alpha, beta;
+    int bx; /* B's panel is one column, expanded (pack_b_conv, kern_avx2_1col) */
 } ep_t;
 
 typedef void (*kern_fn)(int kc, const float *A, const float *B, float *C, ptrdiff_t ldc,
@@ -269,11 +272,59 @@ TGT static void kern_avx2_1x16(int kc, const float *A, const float *B, float *C,
     }
 }
 
+/* The last panel of an M that is not a multiple of MR, when it holds at most 4 rows: the FMAs of
+ * the zero rows are skipped, and whole rows still take the vector epilogue. */
+TGT static void kern_avx2_4x16(int kc, const float *A, const float *B, float *C, ptrdiff_t ldc,
+                               int mr, int nr, const ep_t *ep) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, a, b0, b1;
+    for (int k = 0; k < kc; k++) {
+        b0 = _mm256_load_ps(B); b1 = _mm256_load_ps(B + 8);
+        FMA2(0, a, c00, c01) FMA2(1, a, c10, c11) FMA2(2, a, c20, c21) FMA2(3, a, c30, c31)
+        A += MR; B += NR;
+    }
+    if (nr == NR && ep->act != CG_ACT_SIGMOID) {
+        EP_ROW2(0, c00, c01);
+        if (mr > 1) EP_ROW2(1, c10, c11);
+        if (mr > 2) EP_ROW2(2, c20, c21);
+        if (mr > 3) EP_ROW2(3, c30, c31);
+    } else {
+        float tmp[4 * NR] __attribute__((aligned(32)));
+        _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
+        _mm256_store_ps(tmp + 16, c10); _mm256_store_ps(tmp + 24, c11);
+        _mm256_store_ps(tmp + 32, c20); _mm256_store_ps(tmp + 40, c21);
+        _mm256_store_ps(tmp + 48, c30); _mm256_store_ps(tmp + 56, c31);
+        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
+    }
+}
+
+/* A panel's last column alone (7x7 outputs: 49 = 3 x 16 + 1), B expanded by pack_b_conv to
+ * b[k] six times at 6k, matching A's [k][6]: three vector FMAs per four k, where the 6x4
+ * kernel spends seven loads per k on a column. */
+TGT static void kern_avx2_1col(int kc, const float *A, const float *B, float *C, ptrdiff_t ldc,
+                               int mr, const ep_t *ep) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0;
+    int k = 0;
+    for (; k + 4 <= kc; k += 4, A += 24, B += 24) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(A), _mm256_loadu_ps(B), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(A + 8), _mm256_loadu_ps(B + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(A + 16), _mm256_loadu_ps(B + 16), s2);
+    }
+    float t[24], acc[MR];
+    _mm256_storeu_ps(t, s0); _mm256_storeu_ps(t + 8, s1); _mm256_storeu_ps(t + 16, s2);
+    for (int r = 0; r < MR; r++) acc[r] = (t[r] + t[r + 12]) + (t[r + 6] + t[r + 18]);
+    for (; k < kc; k++, A += MR, B += MR)
+        for (int r = 0; r < MR; r++) acc[r] += A[r] * B[0];
+    ep_scalar(acc, 1, C, ldc, mr, 1, ep);
+}
+
 TGT static void kern_avx2(int kc, const float *A, const float *B, float *C, ptrdiff_t ldc,
                           int mr, int nr, const ep_t *ep) {
+    if (nr == 1 && ep->bx) { kern_avx2_1col(kc, A, B, C, ldc, mr, ep); return; }
     if (nr <= 4) { kern_avx2_6x4(kc, A, B, C, ldc, mr, nr, ep); return; }
     if (nr <= 8) { kern_avx2_6x8(kc, A, B, C, ldc, mr, nr, ep); return; }
     if (mr == 1) { kern_avx2_1x16(kc, A, B, C, ldc, mr, nr, ep); return; }
+    if (mr <= 4) { kern_avx2_4x16(kc, A, B, C, ldc, mr, nr, ep); return; }
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
     int k = 0;
@@ -294,9 +345,10 @@ TGT static void kern_avx2(int kc, const float *A, const float *B, float *C, ptrd
         FMA2(3, a, c30, c31) FMA2(4, a, c40, c41) FMA2(5, a, c50, c51)
         A += MR; B += NR;
     }
-    if (mr == MR && nr == NR && ep->act != CG_ACT_SIGMOID) {
+    if (nr == NR && ep->act != CG_ACT_SIGMOID) { /* mr is 5 or 6 here */
         EP_ROW2(0, c00, c01); EP_ROW2(1, c10, c11); EP_ROW2(2, c20, c21);
-        EP_ROW2(3, c30, c31); EP_ROW2(4, c40, c41); EP_ROW2(5, c50, c51);
+        EP_ROW2(3, c30, c31); EP_ROW2(4, c40, c41);
+        if (mr == MR) EP_ROW2(5, c50, c51);
     } else {
         float tmp[MR * NR] __attribute__((aligned(32)));
         _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
@@ -311,8 +363,35 @@ TGT static void kern_avx2(int kc, const float *A, const float *B, float *C, ptrd
 
 /* Direct-mode kernels: row k of B is read in place at b + koff[k] (16 or 8 consecutive output
  * positions of the padded input), so B needs no packing. */
+TGT static void kern_direct4x16(int K, const float *A, const float *b, const ptrdiff_t *koff,
+                                float *C, ptrdiff_t ldc, int mr, int nr, const ep_t *ep) {
+    /* a last panel of at most 4 rows, as kern_avx2_4x16 */
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, a, b0, b1;
+    for (int k = 0; k < K; k++) {
+        const float *q = b + koff[k];
+        b0 = _mm256_loadu_ps(q); b1 = _mm256_loadu_ps(q + 8);
+        FMA2(0, a, c00, c01) FMA2(1, a, c10, c11) FMA2(2, a, c20, c21) FMA2(3, a, c30, c31)
+        A += MR;
+    }
+    if (nr == NR && ep->act != CG_ACT_SIGMOID) {
+        EP_ROW2(0, c00, c01);
+        if (mr > 1) EP_ROW2(1, c10, c11);
+        if (mr > 2) EP_ROW2(2, c20, c21);
+        if (mr > 3) EP_ROW2(3, c30, c31);
+    } else {
+        float tmp[4 * NR] __attribute__((aligned(32)));
+        _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
+        _mm256_store_ps(tmp + 16, c10); _mm256_store_ps(tmp + 24, c11);
+        _mm256_store_ps(tmp + 32, c20); _mm256_store_ps(tmp + 40, c21);
+        _mm256_store_ps(tmp + 48, c30); _mm256_store_ps(tmp + 56, c31);
+        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
+    }
+}
+
 TGT static void kern_direct16(int K, const float *A, const float *b, const ptrdiff_t *koff,
                               float *C, ptrdiff_t ldc, int mr, int nr, const ep_t *ep) {
+    if (mr <= 4) { kern_direct4x16(K, A, b, koff, C, ldc, mr, nr, ep); return; }
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
     for (int k = 0; k < K; k++) {
@@ -322,9 +401,10 @@ TGT static void kern_direct16(int K, const float *A, const float *b, const ptrdi
         FMA2(3, a, c30, c31) FMA2(4, a, c40, c41) FMA2(5, a, c50, c51)
         A += MR;
     }
-    if (mr == MR && nr == NR && ep->act != CG_ACT_SIGMOID) {
+    if (nr == NR && ep->act != CG_ACT_SIGMOID) { /* mr is 5 or 6 here */
         EP_ROW2(0, c00, c01); EP_ROW2(1, c10, c11); EP_ROW2(2, c20, c21);
-        EP_ROW2(3, c30, c31); EP_ROW2(4, c40, c41); EP_ROW2(5, c50, c51);
+        EP_ROW2(3, c30, c31); EP_ROW2(4, c40, c41);
+        if (mr == MR) EP_ROW2(5, c50, c51);
     } else {
         float tmp[MR * NR] __attribute__((aligned(32)));
         _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
@@ -654,7 +734,8 @@ void cg_conv_init(cg_conv_t *p) {
 /* floats of the ordinary packed weights; the Winograd ones (if any) follow them */
 static size_t conv_base_floats(const cg_conv_t *p) {
     if (p->wino == 2) return 0;  /* every input takes the Winograd path: no ordinary packing */
-    if (p->depthwise) return (size_t)p->M * p->KH * p->KW;
+    if (p->depthwise) /* per channel, then blocked by 8 channels (dw_block_avx2) */
+        return (size_t)p->M * p->KH * p->KW + (size_t)(p->M / 8) * 8 * p->KH * p->KW;
     return (size_t)p->group * p->mpanels * p->K * MR;
 }
 
@@ -669,7 +750,11 @@ void cg_conv_pack(const cg_conv_t *p, const float *w, float *dst) {
     if (p->wino) wino_pack(p, w, dst + (conv_base_floats(p) + 15) / 16 * 16);
     if (p->wino == 2) return;
     if (p->depthwise) {
-        memcpy(dst, w, sizeof(float) * (size_t)p->M * p->KH * p->KW);
+        const int T = p->KH * p->KW;
+        memcpy(dst, w, sizeof(float) * (size_t)p->M * T);
+        float *b = dst + (size_t)p->M * T; /* [M / 8][T][8] */
+        for (int m = 0; m < p->M / 8 * 8; m++)
+            for (int t = 0; t < T; t++) b[((size_t)(m / 8) * T + t) * 8 + m % 8] = w[(size_t)m * T + t];
         return;
     }
     const int K = p->K;
@@ -706,6 +791,11 @@ static int conv_direct(const cg_conv_t *p, int W) {
     if (!cg_isa() || p->depthwise || p->K > DIRECT_KMAX || p->KH * p->KW == 1) return 0;
     return conv_ow(p, W) >= 12 && (p->K <= 640 || p->sw == 1);
 }
+
+/* Depthwise by blocks of 8 channels (dw_block_avx2; the channels past the last block go one
+ * by one). */
+static int dw_blocked(const cg_conv_t *p) { return cg_isa() && p->M >= 8 && p->KH <= 64; }
+static size_t dwb_floats(const cg_conv_t *p, int W, int OW);
 
 typedef struct {
     int Hp, PWs;
@@ -747,6 +837,7 @@ static void conv_layout(const cg_conv_t *p, int N, int H, int W, int T, layout_t
         int PW = cdiv(OW, 8) * 8 + ((p->KW - 1) * p->dw) / p->sw + 8;
         L->shared = 2 * (size_t)p->KH * p->KW; /* the tap offsets (ptrdiff_t) */
         L->per = (size_t)p->sw * Hp * PW + PW + 32; /* planes, one accumulator row */
+        if (dw_blocked(p)) L->per = imax(L->per, dwb_floats(p, W, OW));
     } else if (conv_direct(p, W)) {
         L->Hp = H + p->pt + p->pb;
         L->PWs = imax(cdiv(W + p->pl + p->pr, p->sw), OW + ((p->KW - 1) * p->dw) / p->sw) + NR;
@@ -832,6 +923,9 @@ static void im2col_row(const geom_t *g, const float *x, int c, int ky, int kx, i
     }
 }
 
+/* The last panel of nc columns is a single column, packed for kern_avx2_1col. */
+static int panel_1col(int nc) { return nc % NR == 1 && cg_isa(); }
+
 /* Pack B[pc:pc+kc, jc:jc+nc] (im2col of image x, group-local channels) into NR panels. */
 static void pack_b_conv(const geom_t *g, const float *x, int pc, int kc, int jc, int nc,
                         float *Bp, float *rowbuf) {
@@ -853,7 +947,13 @@ static void pack_b_conv(const geom_t *g, const float *x, int pc, int kc, int jc,
             im2col_row(g, x, c, r / p->KW, r % p->KW, jc, nc, Bp, kc, kk, NR);
         }
     }
-    if (nc % NR) { /* zero the lanes past nc of the last panel */
+    if (panel_1col(nc)) { /* kern_avx2_1col's layout, in place: b[k] at 16k -> 6k .. 6k+5 */
+        float *d = Bp + (size_t)(nc / NR) * kc * NR;
+        for (int kk = 0; kk < kc; kk++) {
+            float b = d[(size_t)kk * NR];
+            for (int r = 0; r < MR; r++) d[(size_t)kk * MR + r] = b;
+        }
+    } else if (nc % NR) { /* zero the lanes past nc of the last panel */
         float *d = Bp + (size_t)(nc / NR) * kc * NR;
         for (int kk = 0; kk < kc; kk++)
             memset(d + (size_t)kk * NR + nc % NR, 0, sizeof(float) * (NR - nc % NR));
@@ -872,7 +972,7 @@ static void conv_gemm_tile(const geom_t *g, kern_fn kern, const float *x, float 
     const int ncb = cdiv(cdiv(L, cdiv(L, NC_MAX)), NR) * NR;
     const int npm = cdiv(m1 - m0, MR);
     const int mcb = cdiv(npm, cdiv(npm * MR, MC_MAX)) * MR;
-    ep_t ep;
+    ep_t ep = {0};
     ep.bias_col = NULL;
     ep.ldr = OHW;
     ep.act = p->act;
@@ -890,6 +990,7 @@ static void conv_gemm_tile(const geom_t *g, kern_fn kern, const float *x, float 
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = imin(NR, nc - jr);
                     const float *B = Bp + (size_t)(jr / NR) * kc * NR;
+                    ep.bx = nr == 1 && panel_1col(nc);
                     for (int ir = ic; ir < ie; ir += MR) {
                         int mr = imin(MR, ie - ir);
                         const float *A = Ap + (size_t)(ir / MR) * K * MR + (size_t)pc * MR;
@@ -909,14 +1010,15 @@ static void conv_gemm_tile(const geom_t *g, kern_fn kern, const float *x, float 
 /* The zero-padded input plane of one channel, split into sw column phases so that every tap
  * of a strided conv reads contiguous memory: plane[ph][r][j] = xpad[r][j * sw + ph]. */
 #ifdef CG_X86
-/* One input row into both column phases of stride 2: d_ph[j] = xpad[2j + ph]; the columns where
- * both phases are inside the row are deinterleaved 8 at a time. */
-TGT static void fill_row_s2_avx2(const float *s, int W, int pl, int PW, float *d0, float *d1) {
+/* One input row into both column phases of stride 2: d_ph[j] = xpad[2j + ph] (fill outside the
+ * row); the columns where both phases are inside the row are deinterleaved 8 at a time. */
+TGT static void fill_row_s2_avx2(const float *s, int W, int pl, int PW, float *d0, float *d1,
+                                  float fill) {
     int J0 = imin((pl + 1) / 2, PW), J1 = imax(J0, imin((W + pl) / 2, PW)), j = 0;
     for (; j < J0; j++) {
         int ix = 2 * j - pl;
-        d0[j] = (ix >= 0 && ix < W) ? s[ix] : 0.f;
-        d1[j] = (ix + 1 >= 0 && ix + 1 < W) ? s[ix + 1] : 0.f;
+        d0[j] = (ix >= 0 && ix < W) ? s[ix] : fill;
+        d1[j] = (ix + 1 >= 0 && ix + 1 < W) ? s[ix + 1] : fill;
     }
     for (; j + 8 <= J1; j += 8) {
         const float *q = s + 2 * j - pl;
@@ -929,10 +1031,10 @@ TGT static void fill_row_s2_avx2(const float *s, int W, int pl, int PW, float *d
         d0[j] = s[2 * j - pl];
         d1[j] = s[2 * j + 1 - pl];
     }
-    if (j < PW) { /* phase 0 may hold one more column; past it, all zeros */
-        d0[j] = (2 * j - pl >= 0 && 2 * j - pl < W) ? s[2 * j - pl] : 0.f;
-        d1[j] = 0.f;
-        for (j++; j < PW; j++) d0[j] = d1[j] = 0.f;
+    if (j < PW) { /* phase 0 may hold one more column; past it, the fill */
+        d0[j] = (2 * j - pl >= 0 && 2 * j - pl < W) ? s[2 * j - pl] : fill;
+        d1[j] = fill;
+        for (j++; j < PW; j++) d0[j] = d1[j] = fill;
     }
 }
 #endif
@@ -949,7 +1051,7 @@ static void dw_fill_planes(const cg_conv_t *p, const float *xc, int H, int W, in
                 memset(d0, 0, sizeof(float) * PW);
                 memset(d1, 0, sizeof(float) * PW);
             } else {
-                fill_row_s2_avx2(xc + (size_t)iy * W, W, p->pl, PW, d0, d1);
+                fill_row_s2_avx2(xc + (size_t)iy * W, W, p->pl, PW, d0, d1, 0.f);
             }
         }
         return;
@@ -1033,7 +1135,7 @@ TGT static void dw_plane_avx2(const cg_conv_t *p, const float *planes, int Hp, i
     /* 8 outputs of 4 rows at a time: four independent FMA chains per tap */
     const int T = p->KH * p->KW;
     const ptrdiff_t rs = (ptrdiff_t)p->sh * PW;
-    ep_t ep;
+    ep_t ep = {0};
     ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
     (void)Hp;
     for (int oy = 0; oy < OH; oy += 4) {
@@ -1067,6 +1169,350 @@ TGT static void dw_plane_avx2(const cg_conv_t *p, const float *planes, int Hp, i
                 dw_ep8(a[r], yc + o, rc ? rc + o : NULL, bias, n, &ep);
             }
         }
+    }
+}
+
+/* Channel-blocked depthwise (AVX2, one output channel per input channel's group or any
+ * multiplier): 8 output channels at once with the channel in the SIMD lanes. The input rows
+ * of the 8 channels are transposed on the fly into a ring of zero-padded rows [Wp][8] (each
+ * input row once), the taps run on whole vectors (no lane is wasted on a 7-wide plane, and a
+ * stride only changes an index), and each output row is transposed back to the 8 planes,
+ * where bias, residual and activation are applied as in dw_plane_avx2. Every output sees the
+ * same operations as there (taps in order from zero, then bias, residual, activation), so the
+ * two paths give identical bits. */
+typedef struct {
+    int Rs, Wp;          /* ring rows, padded row length (columns) */
+} dwb_t;
+
+static void dwb_geometry(const cg_conv_t *p, int W, int OW, dwb_t *b) {
+    b->Rs = (p->KH - 1) * p->dh + 1;
+    /* columns up to OW rounded to 8 outputs: dwb8_s1 runs past a row's end into zeros */
+    b->Wp = imax(p->pl + W, (cdiv(OW, 8) * 8 - 1) * p->sw + (p->KW - 1) * p->dw + 1);
+}
+
+/* output positions gathered before they go back to the planes */
+#define DWB_YCAP 512
+
+/* floats of one thread's scratch: the ring, a zero row, the gathered output positions */
+static size_t dwb_floats(const cg_conv_t *p, int W, int OW) {
+    dwb_t b;
+    dwb_geometry(p, W, OW, &b);
+    return (size_t)(b.Rs + 1) * b.Wp * 8 + (size_t)(DWB_YCAP + OW + 16) * 8;
+}
+
+/* out[k] = (s[0][j + k], ..., s[7][j + k]) for k < 8: an 8 x 8 transpose with 128-bit loads
+ * and in-lane shuffles only (cross-lane permutes are slow on some AVX2 cores) */
+TGT static inline void tr8(const float *const s[8], ptrdiff_t j, __m256 out[8]) {
+    for (int h = 0; h < 8; h += 4) {
+#define LD2(a, b) _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(s[a] + j + h)), \
+                                       _mm_loadu_ps(s[b] + j + h), 1)
+        __m256 t0 = LD2(0, 4), t1 = LD2(1, 5), t2 = LD2(2, 6), t3 = LD2(3, 7);
+#undef LD2
+        __m256 a = _mm256_unpacklo_ps(t0, t1), b = _mm256_unpackhi_ps(t0, t1);
+        __m256 c = _mm256_unpacklo_ps(t2, t3), d = _mm256_unpackhi_ps(t2, t3);
+        out[h + 0] = _mm256_shuffle_ps(a, c, 0x44);
+        out[h + 1] = _mm256_shuffle_ps(a, c, 0xEE);
+        out[h + 2] = _mm256_shuffle_ps(b, d, 0x44);
+        out[h + 3] = _mm256_shuffle_ps(b, d, 0xEE);
+    }
+}
+
+TGT static inline __m256 vmax_nan(__m256 a, __m256 b) { /* b where b > a or b is NaN */
+    return _mm256_blendv_ps(_mm256_max_ps(b, a), b, _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+}
+
+/* input row iy of the 8 channel planes src[] (rows of W floats, planes of H rows) ->
+ * padded blocked row d[Wp][8], padded with fill. Every column goes through tr8: a row shorter than 8 is read
+ * together with its neighbour in the same plane (the next row, or for the last row the one
+ * before), so no read leaves the plane. */
+TGT static void dwb_fill_row(const float *const src[8], int iy, int H, int W, int pl, int Wp,
+                             float *d, float fill) {
+    const __m256 z = _mm256_set1_ps(fill);
+    __m256 v[8];
+    for (int j = 0; j < pl; j++) _mm256_storeu_ps(d + 8 * j, z);
+    float *dd = d + 8 * pl;
+    const ptrdiff_t row = (ptrdiff_t)iy * W;
+    if (W >= 8) {
+        int ix = 0;
+        for (; ix + 8 <= W; ix += 8) {
+            tr8(src, row + ix, v);
+            for (int k = 0; k < 8; k++) _mm256_storeu_ps(dd + 8 * (ix + k), v[k]);
+        }
+        if (ix < W) { /* the last 8 columns, overlapping the ones done */
+            const int k0 = 8 - (W - ix);
+            tr8(src, row + W - 8, v);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) /* constant k: v stays in registers */
+                if (k >= k0) _mm256_storeu_ps(dd + 8 * (W - 8 + k), v[k]);
+        }
+    } else if ((ptrdiff_t)H * W >= 8) {
+        ptrdiff_t at = imin(row, (ptrdiff_t)H * W - 8); /* 8 floats inside the plane */
+        const int off = (int)(row - at);
+        tr8(src, at, v);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) /* constant k: v stays in registers */
+            if (k >= off && k < off + W) _mm256_storeu_ps(dd + 8 * (k - off), v[k]);
+    } else {
+        for (int ix = 0; ix < W; ix++)
+            for (int c = 0; c < 8; c++) dd[8 * ix + c] = src[c][row + ix];
+    }
+    for (int j = pl + W; j < Wp; j++) _mm256_storeu_ps(d + 8 * j, z);
+}
+
+/* 3x3 stride 1: outputs o..o+7 of one row (rows r0..r2 offset to column o). Each input column
+ * is loaded once for the (up to) three outputs that read it: loads, not FMAs, are what this
+ * kernel waits on. Every accumulator still takes its taps in order (ky, then kx). */
+TGT static inline void dwb8_s1(const float *const r[3], const float *wb, float *yb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0, v;
+    for (int ky = 0; ky < 3; ky++) {
+        const float *q = r[ky];
+        const __m256 w0 = _mm256_loadu_ps(wb + 24 * ky), w1 = _mm256_loadu_ps(wb + 24 * ky + 8),
+                     w2 = _mm256_loadu_ps(wb + 24 * ky + 16);
+        v = _mm256_loadu_ps(q);
+        a0 = _mm256_fmadd_ps(w0, v, a0);
+        v = _mm256_loadu_ps(q + 8);
+        a0 = _mm256_fmadd_ps(w1, v, a0); a1 = _mm256_fmadd_ps(w0, v, a1);
+#define COL(c, x, y, z)                                                                      \
+        v = _mm256_loadu_ps(q + 8 * (c));                                                    \
+        x = _mm256_fmadd_ps(w2, v, x); y = _mm256_fmadd_ps(w1, v, y); z = _mm256_fmadd_ps(w0, v, z);
+        COL(2, a0, a1, a2) COL(3, a1, a2, a3) COL(4, a2, a3, a4) COL(5, a3, a4, a5)
+        COL(6, a4, a5, a6) COL(7, a5, a6, a7)
+#undef COL
+        v = _mm256_loadu_ps(q + 64);
+        a6 = _mm256_fmadd_ps(w2, v, a6); a7 = _mm256_fmadd_ps(w1, v, a7);
+        v = _mm256_loadu_ps(q + 72);
+        a7 = _mm256_fmadd_ps(w2, v, a7);
+    }
+    _mm256_storeu_ps(yb, a0); _mm256_storeu_ps(yb + 8, a1);
+    _mm256_storeu_ps(yb + 16, a2); _mm256_storeu_ps(yb + 24, a3);
+    _mm256_storeu_ps(yb + 32, a4); _mm256_storeu_ps(yb + 40, a5);
+    _mm256_storeu_ps(yb + 48, a6); _mm256_storeu_ps(yb + 56, a7);
+}
+
+/* one output row, blocked: yb[ox][8] = sum over taps of w[t] * row(ky)[ox * sw + kx * dw] */
+TGT static void dwb_row(const cg_conv_t *p, const float *const *rows, const float *wb, int OW,
+                        float *yb) {
+    const int KH = p->KH, KW = p->KW, sw = p->sw, dw = p->dw;
+    const ptrdiff_t s8 = 8 * (ptrdiff_t)sw;
+    int ox = 0;
+    if (KH == 3 && KW == 3 && dw == 1 && sw == 1) {
+        /* (stride 2 the same way measured slower than the four chains below). Up to 7
+         * outputs past OW land in yb's next slots, which the next row (or, after the last
+         * row, the flush) overwrites. */
+        for (; ox < OW; ox += 8) {
+            const ptrdiff_t o = 8 * (ptrdiff_t)ox;
+            const float *r[3] = {rows[0] + o, rows[1] + o, rows[2] + o};
+            dwb8_s1(r, wb, yb + o);
+        }
+        return;
+    }
+    if (KH == 3 && KW == 3 && dw == 1) {
+        const __m256 w0 = _mm256_loadu_ps(wb), w1 = _mm256_loadu_ps(wb + 8),
+                     w2 = _mm256_loadu_ps(wb + 16), w3 = _mm256_loadu_ps(wb + 24),
+                     w4 = _mm256_loadu_ps(wb + 32), w5 = _mm256_loadu_ps(wb + 40),
+                     w6 = _mm256_loadu_ps(wb + 48), w7 = _mm256_loadu_ps(wb + 56),
+                     w8 = _mm256_loadu_ps(wb + 64);
+        const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+#define TAP3(acc, q, wa, wb_, wc)                                                            \
+        acc = _mm256_fmadd_ps(wa, _mm256_loadu_ps(q), acc);                                 \
+        acc = _mm256_fmadd_ps(wb_, _mm256_loadu_ps((q) + 8), acc);                          \
+        acc = _mm256_fmadd_ps(wc, _mm256_loadu_ps((q) + 16), acc);
+#define OUT3(acc, o)                                                                         \
+        TAP3(acc, r0 + (o), w0, w1, w2) TAP3(acc, r1 + (o), w3, w4, w5)                     \
+        TAP3(acc, r2 + (o), w6, w7, w8)
+        for (; ox + 4 <= OW; ox += 4) {
+            const ptrdiff_t o = (ptrdiff_t)ox * s8;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            OUT3(a0, o) OUT3(a1, o + s8) OUT3(a2, o + 2 * s8) OUT3(a3, o + 3 * s8)
+            _mm256_storeu_ps(yb + 8 * ox, a0);
+            _mm256_storeu_ps(yb + 8 * ox + 8, a1);
+            _mm256_storeu_ps(yb + 8 * ox + 16, a2);
+            _mm256_storeu_ps(yb + 8 * ox + 24, a3);
+        }
+        if (ox < OW && OW >= 4) { /* the last 4 outputs again: independent chains */
+            ox = OW - 4;
+            const ptrdiff_t o = (ptrdiff_t)ox * s8;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            OUT3(a0, o) OUT3(a1, o + s8) OUT3(a2, o + 2 * s8) OUT3(a3, o + 3 * s8)
+            _mm256_storeu_ps(yb + 8 * ox, a0);
+            _mm256_storeu_ps(yb + 8 * ox + 8, a1);
+            _mm256_storeu_ps(yb + 8 * ox + 16, a2);
+            _mm256_storeu_ps(yb + 8 * ox + 24, a3);
+            ox = OW;
+        }
+        for (; ox < OW; ox++) {
+            const ptrdiff_t o = (ptrdiff_t)ox * s8;
+            __m256 a0 = _mm256_setzero_ps();
+            OUT3(a0, o)
+            _mm256_storeu_ps(yb + 8 * ox, a0);
+        }
+#undef OUT3
+#undef TAP3
+        return;
+    }
+    for (; ox < OW; ox++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int ky = 0; ky < KH; ky++) {
+            const float *q = rows[ky] + (ptrdiff_t)ox * s8;
+            const float *w = wb + (ptrdiff_t)ky * KW * 8;
+            for (int kx = 0; kx < KW; kx++)
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8 * kx),
+                                    _mm256_loadu_ps(q + (ptrdiff_t)kx * dw * 8), a);
+        }
+        _mm256_storeu_ps(yb + 8 * ox, a);
+    }
+}
+
+/* max pooling, one output row, blocked: yb[ox][8] = max over taps of row(ky)[ox sw + kx dw].
+ * Four outputs at a time; a NaN among the inputs is tracked apart (an OR of compares) so that
+ * each maximum chain is one instruction per tap, and makes the output NaN at the end. */
+TGT static void mpb_row(const cg_conv_t *p, const float *const *rows, int OW, float *yb) {
+    const ptrdiff_t s8 = 8 * (ptrdiff_t)p->sw, d8 = 8 * (ptrdiff_t)p->dw;
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    int ox = 0;
+    for (; ox + 4 <= OW; ox += 4) {
+        __m256 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf, bad = _mm256_setzero_ps();
+        for (int ky = 0; ky < p->KH; ky++) {
+            const float *q = rows[ky] + (ptrdiff_t)ox * s8;
+            for (int kx = 0; kx < p->KW; kx++, q += d8) {
+                __m256 v0 = _mm256_loadu_ps(q), v1 = _mm256_loadu_ps(q + s8),
+                       v2 = _mm256_loadu_ps(q + 2 * s8), v3 = _mm256_loadu_ps(q + 3 * s8);
+                m0 = _mm256_max_ps(v0, m0); m1 = _mm256_max_ps(v1, m1);
+                m2 = _mm256_max_ps(v2, m2); m3 = _mm256_max_ps(v3, m3);
+                bad = _mm256_or_ps(bad, _mm256_or_ps(_mm256_cmp_ps(v0, v1, _CMP_UNORD_Q),
+                                                     _mm256_cmp_ps(v2, v3, _CMP_UNORD_Q)));
+            }
+        }
+        if (_mm256_movemask_ps(bad)) { /* some NaN in these four windows: redo them exactly */
+            for (int i = 0; i < 4; i++) {
+                __m256 m = ninf;
+                for (int ky = 0; ky < p->KH; ky++)
+                    for (int kx = 0; kx < p->KW; kx++)
+                        m = vmax_nan(m, _mm256_loadu_ps(rows[ky] + (ptrdiff_t)(ox + i) * s8 +
+                                                        kx * d8));
+                _mm256_storeu_ps(yb + 8 * (ox + i), m);
+            }
+            continue;
+        }
+        _mm256_storeu_ps(yb + 8 * ox, m0);
+        _mm256_storeu_ps(yb + 8 * ox + 8, m1);
+        _mm256_storeu_ps(yb + 8 * ox + 16, m2);
+        _mm256_storeu_ps(yb + 8 * ox + 24, m3);
+    }
+    for (; ox < OW; ox++) {
+        __m256 m = ninf;
+        for (int ky = 0; ky < p->KH; ky++)
+            for (int kx = 0; kx < p->KW; kx++)
+                m = vmax_nan(m, _mm256_loadu_ps(rows[ky] + (ptrdiff_t)ox * s8 + kx * d8));
+        _mm256_storeu_ps(yb + 8 * ox, m);
+    }
+}
+
+/* dw_block_avx2: groups j, j + 8, ... of 8 whole positions from yb back to the planes, as
+ * dw_ep8 does (bias, residual, activation ACT of v) */
+#define DWB_FLUSH(ACT)                                                                        \
+    for (; j + 8 <= L; j += 8) {                                                              \
+        __m256 t[8];                                                                          \
+        const size_t o = f0 + j;                                                              \
+        tr8(ybr, 8 * (ptrdiff_t)j, t);                                                        \
+        for (int c = 0; c < 8; c++) {                                                         \
+            __m256 v = _mm256_add_ps(t[c], _mm256_broadcast_ss(bias + c));                    \
+            if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(rc[c] + o));                        \
+            v = ACT;                                                                          \
+            _mm256_storeu_ps(yc[c] + o, v);                                                   \
+        }                                                                                     \
+    }
+
+/* Output channels [m0, m0 + 8) of image n. Output rows gather, blocked, in yb; whole groups
+ * of 8 positions of the flattened plane go back to the planes at once (a plane's only partial
+ * group is its last). maxpool: the same walk takes the maximum of the window instead (padding
+ * -inf; p holds the window, no weights, bias or activation). */
+TGT static void dw_block_avx2(const cg_conv_t *p, const float *x, float *y, const float *res,
+                              int n, int m0, int H, int W, int OH, int OW, float *scratch,
+                              int maxpool) {
+    dwb_t g;
+    dwb_geometry(p, W, OW, &g);
+    const int Wp = g.Wp, Rs = g.Rs;
+    float *ring = scratch, *zero = ring + (size_t)Rs * Wp * 8, *yb = zero + (size_t)Wp * 8;
+    const size_t HW = (size_t)H * W, OHW = (size_t)OH * OW;
+    const float *wb = maxpool ? NULL : p->wpacked + (size_t)p->M * p->KH * p->KW +
+                                           (size_t)(m0 / 8) * p->KH * p->KW * 8;
+    const float fill = maxpool ? -INFINITY : 0.f;
+    const float *src[8], *ybr[8], *rows[64];
+    float *yc[8], bias[8];
+    const float *rc[8];
+    ep_t ep = {0};
+    ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
+    for (int c = 0; c < 8; c++) {
+        int m = m0 + c;
+        src[c] = x + ((size_t)n * p->C + m / p->Mg) * HW;
+        yc[c] = y + ((size_t)n * p->M + m) * OHW;
+        rc[c] = res ? res + ((size_t)n * p->M + m) * OHW : NULL;
+        ybr[c] = yb + 8 * c;
+        bias[c] = p->bias ? p->bias[m] : 0.f;
+    }
+    for (int k = 0; k < Wp; k++) _mm256_storeu_ps(zero + 8 * k, _mm256_set1_ps(fill));
+    int next = 0;      /* input rows below this one are in the ring already */
+    int cnt = 0;       /* output positions held in yb, from flat position f0 on */
+    size_t f0 = 0;
+    for (int oy = 0; oy < OH; oy++) {
+        const int lo = oy * p->sh - p->pt;
+        for (int ky = 0; ky < p->KH; ky++) {
+            int iy = lo + ky * p->dh;
+            if (iy < 0 || iy >= H) { rows[ky] = zero; continue; }
+            /* every row of [lo, iy] not in the ring yet (a dilation skips some rows here
+             * that the next output row needs) */
+            for (int r = imax(imax(next, lo), 0); r <= iy; r++)
+                dwb_fill_row(src, r, H, W, p->pl, Wp, ring + (size_t)(r % Rs) * Wp * 8, fill);
+            next = imax(next, iy + 1);
+            rows[ky] = ring + (size_t)(iy % Rs) * Wp * 8;
+        }
+        if (maxpool)
+            mpb_row(p, rows, OW, yb + 8 * (size_t)cnt);
+        else
+            dwb_row(p, rows, wb, OW, yb + 8 * (size_t)cnt);
+        cnt += OW;
+        const int last = oy == OH - 1;
+        if (cnt < DWB_YCAP && !last) continue;
+        const int L = last ? cnt : cnt / 8 * 8;
+        int j = 0;
+        if (maxpool) {
+            for (; j < L; j += 8) {
+                __m256 t[8];
+                const int nn = imin(8, L - j);
+                tr8(ybr, 8 * (ptrdiff_t)j, t);
+                for (int c = 0; c < 8; c++) {
+                    if (nn == 8) { _mm256_storeu_ps(yc[c] + f0 + j, t[c]); continue; }
+                    float u[8];
+                    _mm256_storeu_ps(u, t[c]);
+                    for (int i = 0; i < nn; i++) yc[c][f0 + j + i] = u[i];
+                }
+            }
+        }
+        switch (maxpool ? -1 : ep.act) { /* whole groups of 8, the common activations inlined */
+        case CG_ACT_NONE: DWB_FLUSH(v) break;
+        case CG_ACT_RELU: DWB_FLUSH(_mm256_max_ps(v, _mm256_setzero_ps())) break;
+        case CG_ACT_CLIP:
+            DWB_FLUSH(_mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(ep.alpha)),
+                                    _mm256_set1_ps(ep.beta)))
+            break;
+        default: break;
+        }
+        if (last) for (int k = cnt; k < cnt + 8; k++) _mm256_storeu_ps(yb + 8 * k, _mm256_setzero_ps());
+        for (; j < L; j += 8) {
+            __m256 v[8];
+            const int nn = imin(8, L - j);
+            tr8(ybr, 8 * (ptrdiff_t)j, v);
+            for (int c = 0; c < 8; c++) {
+                size_t o = f0 + j;
+                dw_ep8(v[c], yc[c] + o, rc[c] ? rc[c] + o : NULL, bias[c], nn, &ep);
+            }
+        }
+        for (int k = 0; k < cnt - L; k++)
+            _mm256_storeu_ps(yb + 8 * k, _mm256_loadu_ps(yb + 8 * (L + k)));
+        f0 += L;
+        cnt -= L;
     }
 }
 #endif
@@ -1107,6 +1553,7 @@ typedef struct {
     int next;            /* work counter: threads take the next unit with an atomic add, so a
                           * thread the OS delays (a shared machine) holds no one up */
     int units, chunk;    /* work units of the current phase and their size */
+    long items;          /* depthwise: channels or blocks of 8 channels, over all images */
     kern_fn kern;
     int avx2;
 } conv_ctx;
@@ -1116,12 +1563,24 @@ static inline int take(conv_ctx *r) { return __atomic_fetch_add(&r->next, 1, __A
 static void dw_task(void *c, int tid, int nth) {
     conv_ctx *r = (conv_ctx *)c;
     const cg_conv_t *p = r->p;
-    const long items = (long)r->N * p->M;
     (void)nth;
+    /* per image: the blocks of 8 channels first (when blocked), then single channels */
+    const int nb = r->whole ? p->M / 8 : 0, per = nb + p->M - 8 * nb;
+    float *scratch = r->thr + r->L.per * tid;
+    const long items = r->items;
     for (int u; (u = take(r)) < r->units;)
-        for (long it = (long)u * r->chunk; it < items && it < (long)(u + 1) * r->chunk; it++)
-            dw_channel(p, r->x, r->y, r->res, (int)(it / p->M), (int)(it % p->M), r->g.H,
-                       r->g.W, r->g.OH, r->g.OW, r->thr + r->L.per * tid, r->avx2, r->koff);
+        for (long it = (long)u * r->chunk; it < items && it < (long)(u + 1) * r->chunk; it++) {
+            const int n = (int)(it / per), j = (int)(it % per);
+#ifdef CG_X86
+            if (j < nb) {
+                dw_block_avx2(p, r->x, r->y, r->res, n, 8 * j, r->g.H, r->g.W, r->g.OH,
+                              r->g.OW, scratch, 0);
+                continue;
+            }
+#endif
+            dw_channel(p, r->x, r->y, r->res, n, 8 * nb + j - nb, r->g.H, r->g.W, r->g.OH,
+                       r->g.OW, scratch, r->avx2, r->koff);
+        }
 }
 
 /* Packed mode, whole GEMMs or column chunks of them: unit u is chunk u % r->units_per of
@@ -1177,7 +1636,7 @@ static void rows_task(void *c, int tid, int nth) {
     const float *bias = p->bias ? p->bias + gi * p->Mg : NULL;
     const float *res = r->res ? r->res + yoff : NULL;
     float *y = r->y + yoff;
-    ep_t ep;
+    ep_t ep = {0};
     (void)tid; (void)nth;
     ep.bias_col = NULL;
     ep.ldr = OHW;
@@ -1192,6 +1651,7 @@ static void rows_task(void *c, int tid, int nth) {
             for (int jr = 0; jr < OHW; jr += NR) {
                 int nr = imin(NR, OHW - jr);
                 const float *B = Bb + (size_t)(jr / NR) * kc * NR;
+                ep.bx = nr == 1 && panel_1col(OHW);
                 for (int ir = m0; ir < m1; ir += MR) {
                     size_t off = (size_t)ir * OHW + jr;
                     ep.bias_row = bias ? bias + ir : NULL;
@@ -1227,7 +1687,7 @@ static void direct_task(void *c, int tid, int nth) {
      * B rows (G * kc * 64 bytes) stay in L1. Units: (group, G tiles). */
     const int kcb = kc_block(K), G = r->chunk, per = cdiv(nt, G);
     (void)tid; (void)nth;
-    ep_t ep;
+    ep_t ep = {0};
     ep.bias_col = NULL;
     ep.ldr = OHW;
     ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
@@ -1494,7 +1954,7 @@ static void wino_out(const wgeom_t *g, const float *Mb, int t0, int nt, int m0, 
             int i = 0;
 #ifdef CG_X86
             if (g->avx2) {
-                ep_t ep;
+                ep_t ep = {0};
                 ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
                 for (; i < seg; i += 8)
                     wino_out8(mr + (t - t0 + i), xs, ym, rm, (size_t)oy * OW + 2 * (tx + i), OW,
@@ -1540,7 +2000,7 @@ static void wino_task(void *c, int tid, int nth) {
     const int C = p->C, M = p->M, wnt = g->wnt, wmb = g->wmb, kcb = p->wkc;
     const size_t us = wino_ufloats(p), vs = g->vs, xs = g->xs;
     float *V = r->thr + r->per * tid, *Mb = V + 16 * vs;
-    ep_t ep;
+    ep_t ep = {0};
     memset(&ep, 0, sizeof ep);
     ep.last = 1;
     ep.act = CG_ACT_NONE;
@@ -1643,7 +2103,12 @@ void cg_conv_run(const cg_conv_t *p, const float *x, float *y, const float *res,
                 int q = kx * p->dw;
                 r.koff[t] = ((ptrdiff_t)(q % p->sw) * Hp + (ptrdiff_t)ky * p->dh) * PW + q / p->sw;
             }
-        long items = (long)N * p->M;
+        r.whole = 0; /* here: blocks of 8 channels */
+#ifdef CG_X86
+        r.whole = dw_blocked(p);
+#endif
+        long items = (long)N * (r.whole ? p->M / 8 + p->M % 8 : p->M);
+        r.items = items;
         r.chunk = (int)imax(1, (int)(items / (8L * T)));
         r.units = (int)((items + r.chunk - 1) / r.chunk);
         r.next = 0;
@@ -1694,6 +2159,185 @@ void cg_conv_run(const cg_conv_t *p, const float *x, float *y, const float *res,
     cg_parallel(T, conv_task, &r);
 }
 
+/* ---------------------------------------------------------------- max pooling
+ * Per plane, separably: the input rows are split into their sw column phases (padded with -inf,
+ * so that every tap reads contiguous memory, as the depthwise planes are), all rows first (a
+ * row read right after its own stores would wait on store forwarding), then reduced along W
+ * into rows of OW maxima, then OH output rows take the maximum of their kh rows. NaN
+ * propagates (as numpy's maximum does). Max is exact: the split between threads cannot change
+ * a bit. */
+
+static int mp_owp(int OW) { return cdiv(OW, 8) * 8; }
+static int mp_pw(const cg_pool_t *q, int OW) {
+    return mp_owp(OW) + ((q->kw - 1) * q->dw) / q->sw + 8;
+}
+/* per thread: the phases of every row, then the rows reduced along W */
+static size_t mp_thread_floats(const cg_pool_t *q, int H, int OW) {
+    return ((size_t)H * q->sw * mp_pw(q, OW) + (size_t)H * mp_owp(OW) + 31) / 16 * 16;
+}
+
+static inline float max_nan(float a, float b) { return (b > a || b != b) ? b : a; }
+
+/* the sw column phases of input row s (W floats): ph[k][j] = xpad[j * sw + k] */
+static void mp_phases(const cg_pool_t *q, const float *s, int W, int PW, float *ph) {
+    const float fill = -INFINITY;
+#ifdef CG_X86
+    if (q->sw == 2 && cg_isa()) {
+        fill_row_s2_avx2(s, W, q->pl, PW, ph, ph + PW, fill);
+        return;
+    }
+#endif
+    for (int k = 0; k < q->sw; k++) {
+        float *d = ph + (size_t)k * PW;
+        for (int j = 0; j < PW; j++) {
+            int ix = j * q->sw + k - q->pl;
+            d[j] = ix >= 0 && ix < W ? s[ix] : fill;
+        }
+    }
+}
+
+#ifdef CG_X86
+TGT static void mp_row_avx2(int kw, const ptrdiff_t *toff, const float *ph, int OWp, float *h) {
+    for (int ox = 0; ox < OWp; ox += 8) {
+        __m256 m = _mm256_loadu_ps(ph + toff[0] + ox);
+        for (int kx = 1; kx < kw; kx++) m = vmax_nan(m, _mm256_loadu_ps(ph + toff[kx] + ox));
+        _mm256_storeu_ps(h + ox, m);
+    }
+}
+
+TGT static void mp_out_avx2(const float *const *rows, int nrows, int OW, float *y) {
+    for (int ox = 0; ox < OW; ox += 8) {
+        __m256 m = _mm256_set1_ps(-INFINITY);
+        for (int r = 0; r < nrows; r++) m = vmax_nan(m, _mm256_loadu_ps(rows[r] + ox));
+        if (ox + 8 <= OW) {
+            _mm256_storeu_ps(y + ox, m);
+        } else {
+            float t[8];
+            _mm256_storeu_ps(t, m);
+            for (int i = 0; ox + i < OW; i++) y[ox + i] = t[i];
+        }
+    }
+}
+#endif
+
+static void mp_plane(const cg_pool_t *q, const ptrdiff_t *toff, const float *x, float *y, int H,
+                     int W, int OH, int OW, float *scratch, int avx2) {
+    const int PW = mp_pw(q, OW), OWp = mp_owp(OW);
+    const size_t phs = (size_t)q->sw * PW; /* floats of one row's phases */
+    float *ph = scratch, *hrows = scratch + (size_t)H * phs;
+    const float *rows[64];
+    /* the rows some window reads */
+    const int lo = imax(0, -q->pt);
+    const int hi = imin(H - 1, (OH - 1) * q->sh - q->pt + (q->kh - 1) * q->dh);
+    for (int iy = lo; iy <= hi; iy++) mp_phases(q, x + (size_t)iy * W, W, PW, ph + iy * phs);
+    for (int iy = lo; iy <= hi; iy++) {
+        const float *pr = ph + iy * phs;
+        float *h = hrows + (size_t)iy * OWp;
+#ifdef CG_X86
+        if (avx2) { mp_row_avx2(q->kw, toff, pr, OWp, h); continue; }
+#endif
+        for (int ox = 0; ox < OW; ox++) {
+            float m = pr[toff[0] + ox];
+            for (int kx = 1; kx < q->kw; kx++) m = max_nan(m, pr[toff[kx] + ox]);
+            h[ox] = m;
+        }
+    }
+    for (int oy = 0; oy < OH; oy++) {
+        int n = 0;
+        for (int ky = 0; ky < q->kh; ky++) {
+            int iy = oy * q->sh - q->pt + ky * q->dh;
+            if (iy >= 0 && iy < H) rows[n++] = hrows + (size_t)iy * OWp;
+        }
+        float *yr = y + (size_t)oy * OW;
+#ifdef CG_X86
+        if (avx2) { mp_out_avx2(rows, n, OW, yr); continue; }
+#endif
+        for (int ox = 0; ox < OW; ox++) {
+            float m = -INFINITY;
+            for (int r = 0; r < n; r++) m = max_nan(m, rows[r][ox]);
+            yr[ox] = m;
+        }
+    }
+}
+
+/* The window as a depthwise conv's geometry, for dw_block_avx2 (planes as channels). */
+static void mp_as_conv(const cg_pool_t *q, int planes, cg_conv_t *pc) {
+    memset(pc, 0, sizeof *pc);
+    pc->C = pc->M = pc->group = planes;
+    pc->Cg = pc->Mg = 1;
+    pc->KH = q->kh; pc->KW = q->kw; pc->sh = q->sh; pc->sw = q->sw;
+    pc->pt = q->pt; pc->pl = q->pl; pc->dh = q->dh; pc->dw = q->dw;
+    pc->act = CG_ACT_NONE;
+}
+
+/* per thread: the per-plane path's scratch, or (AVX2) dw_block_avx2's */
+static size_t mp_per(const cg_pool_t *q, int planes, int H, int W, int OW) {
+    size_t per = mp_thread_floats(q, H, OW);
+#ifdef CG_X86
+    if (cg_isa()) {
+        cg_conv_t pc;
+        mp_as_conv(q, planes, &pc);
+        per = (size_t)imax((int)per, (int)dwb_floats(&pc, W, OW));
+    }
+#endif
+    return (per + 15) / 16 * 16;
+}
+
+size_t cg_maxpool_scratch_bytes(const cg_pool_t *q, int planes, int H, int W, int OW,
+                                int threads) {
+    /* the tap offsets, then each thread's part */
+    return (64 + mp_per(q, planes, H, W, OW) * resolve_threads(threads)) * sizeof(float) + 64;
+}
+
+typedef struct {
+    const cg_pool_t *q;
+    cg_conv_t pc;
+    const ptrdiff_t *toff;
+    const float *x;
+    float *y;
+    float *scratch;
+    size_t per;
+    int planes, blocks, H, W, OH, OW, avx2;
+} mp_ctx;
+
+/* units: blocks of 8 planes (AVX2), then the planes past them one by one */
+static void mp_task(void *c, int tid, int nth) {
+    mp_ctx *r = (mp_ctx *)c;
+    const int units = r->blocks + r->planes - 8 * r->blocks;
+    const int u0 = (int)((long)units * tid / nth), u1 = (int)((long)units * (tid + 1) / nth);
+    float *scratch = r->scratch + r->per * tid;
+    for (int u = u0; u < u1; u++) {
+#ifdef CG_X86
+        if (u < r->blocks) {
+            dw_block_avx2(&r->pc, r->x, r->y, NULL, 0, 8 * u, r->H, r->W, r->OH, r->OW, scratch,
+                          1);
+            continue;
+        }
+#endif
+        const size_t i = (size_t)8 * r->blocks + (u - r->blocks);
+        mp_plane(r->q, r->toff, r->x + i * r->H * r->W, r->y + i * r->OH * r->OW, r->H, r->W,
+                 r->OH, r->OW, scratch, r->avx2);
+    }
+}
+
+void cg_maxpool_run(const cg_pool_t *q, const float *x, float *y, int planes, int H, int W,
+                    int OH, int OW, void *scratch, int threads) {
+    mp_ctx r;
+    const int T = resolve_threads(threads);
+    ptrdiff_t *toff = (ptrdiff_t *)align64(scratch); /* tap kx: phase (kx dw) % sw, shifted */
+    for (int kx = 0; kx < q->kw && kx < 32; kx++) {
+        int c = kx * q->dw;
+        toff[kx] = (ptrdiff_t)(c % q->sw) * mp_pw(q, OW) + c / q->sw;
+    }
+    r.q = q; r.toff = toff; r.x = x; r.y = y; r.scratch = (float *)toff + 64;
+    r.planes = planes; r.H = H; r.W = W; r.OH = OH; r.OW = OW;
+    r.avx2 = cg_isa();
+    r.per = mp_per(q, planes, H, W, OW);
+    mp_as_conv(q, planes, &r.pc);
+    r.blocks = r.avx2 ? planes / 8 : 0;
+    cg_parallel(imin(T, r.blocks + planes - 8 * r.blocks), mp_task, &r);
+}
+
 /* ---------------------------------------------------------------- dense */
 
 size_t cg_dense_packed_floats(const cg_dense_t *p) {
@@ -1742,7 +2386,7 @@ static void dense_task(void *c, int tid, int nth) {
     const float *x = r->x;
     float *Ap = r->base + r->per * tid;
     int p0 = (int)((long)tid * np / nth), p1 = (int)((long)(tid + 1) * np / nth);
-    ep_t ep;
+    ep_t ep = {0};
     ep.bias_row = NULL;
     ep.ldr = M;
     ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;

@@ -73,6 +73,18 @@ size_t cg_dense_scratch_bytes(const cg_dense_t *p, int B, int threads);
 void cg_dense_run(const cg_dense_t *p, const float *x, float *y, const float *res,
                   int B, void *scratch, int threads);
 
+/* Max pooling, float32 NCHW, over `planes` = N * C planes of H x W into OH x OW (the caller
+ * derives OH, OW: ceil mode and end pads only change them); windows kh x kw, strides, pads at
+ * the top and left, dilations. Padding counts as -inf; kh <= 64, kw <= 32. */
+typedef struct {
+    int kh, kw, sh, sw, pt, pl, dh, dw;
+} cg_pool_t;
+
+size_t cg_maxpool_scratch_bytes(const cg_pool_t *q, int planes, int H, int W, int OW,
+                                int threads);
+void cg_maxpool_run(const cg_pool_t *q, const float *x, float *y, int planes, int H, int W,
+                    int OH, int OW, void *scratch, int threads);
+
 int cg_isa(void);            /* 1: AVX2/FMA kernels in use, 0: portable C */
 int cg_set_isa(int want);    /* returns the ISA now in use (AVX2 only if the CPU has it) */
 int cg_num_procs(void);

@@ -208,6 +208,8 @@ def test_thread_counts_agree(case):
     (64, 40, 40, 64, 3, 1, 1, 64),
     (32, 29, 33, 32, 3, 2, 1, 32),
     (8, 10, 10, 8, 9, 1, 4, 8),   # depthwise 9x9: more taps than the unrolled path holds
+    (302, 7, 7, 70, 1, 1, 0, 1),  # 49 columns: the last panel is one column (two K blocks)
+    (13, 7, 7, 9, 1, 1, 0, 1),    # ... K not a multiple of 4
 ])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_block_crossing_shapes(isa, shape, threads):
@@ -497,3 +499,24 @@ def test_input_shape_packs_only_the_winograd_weights():
     one.run(small, c, threads=1)
     ref = reference(small, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 1)
     np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_bound_call_reads_its_arrays_at_each_call(isa):
+    # bind checks once; each call then runs on what x (and the residual) hold at that moment
+    w, b = rand(8, 4, 3, 3, seed=5), rand(8, seed=6)
+    pc = conv.PackedConv(w, b, pads=(1, 1, 1, 1), activation="relu")
+    x = rand(1, 4, 9, 7, seed=7)
+    res = rand(1, 8, 9, 7, seed=8)
+    out = np.empty_like(res)
+    call = pc.bind(x, out, res, threads=2)
+    for seed in (9, 10):
+        x[...] = rand(1, 4, 9, 7, seed=seed)
+        call()
+        want = reference(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1, res, "relu")
+        np.testing.assert_allclose(out, want, rtol=RTOL, atol=ATOL * np.abs(want).max())
+    with pytest.raises(ValueError, match="expected"):
+        pc.bind(x, np.empty((1, 8, 9, 6), np.float32))
+    dense = conv.PackedDense(rand(5, 3, seed=11))
+    xd, yd = rand(2, 3, seed=12), np.empty((2, 5), np.float32)
+    dense.bind(xd, yd)()
+    np.testing.assert_allclose(yd, xd @ rand(5, 3, seed=11).T, rtol=1e-5, atol=1e-5)

@@ -179,11 +179,17 @@ def dtype_of(t) -> np.dtype:
     return dtypes.numpy_dtype(t.dtype)
 
 
-def native_run(packed, x, out, residual, ctx: Context, nbytes: int) -> Kernel:
-    """packed.run with scratch from the shared workspace (so it allocates nothing)."""
+def native_run(native_kernel, args: tuple, ctx: Context, nbytes: int) -> Kernel:
+    """A native kernel's run on ``args`` with scratch from the shared workspace (so it
+    allocates nothing), its arguments checked once: bound at the first call (the workspace
+    exists only once every step is built), the bound call (no checks in Python) from then on."""
     scratch = ctx.workspace.request((max(nbytes, 1),), np.uint8)
     threads = ctx.threads
+    bound = None
 
     def run():
-        packed.run(x, out, residual=residual, threads=threads, scratch=scratch.a)
+        nonlocal bound
+        if bound is None:
+            bound = native_kernel.bind(*args, threads=threads, scratch=scratch.a)
+        bound()
     return run

@@ -47,7 +47,7 @@ def conv_kernel(ctx: Context, x: np.ndarray, w: np.ndarray, b: Optional[np.ndarr
             packed = None
         if packed is not None:
             ctx.kind = "native"
-            return chain(native_run(packed, x, out, residual, ctx, nbytes),
+            return chain(native_run(packed, (x, out, residual), ctx, nbytes),
                           None if activation in _NATIVE_ACTIVATIONS else
                           activation_kernel(activation, params, out, out, None))
     ctx.kind = "numpy"

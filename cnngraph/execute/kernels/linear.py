@@ -31,7 +31,7 @@ def dense_kernel(ctx: Context, a: np.ndarray, w: np.ndarray, c: Optional[np.ndar
             packed = None
         if packed is not None:
             ctx.kind = "native"
-            return native_run(packed, a, out, None, ctx, nbytes)
+            return native_run(packed, (a, out), ctx, nbytes)
     ctx.kind = "numpy"
     b = w.T
     if c is None:

@@ -1,16 +1,34 @@
-"""Pooling kernels: MaxPool, AveragePool (padded through the workspace), global pooling."""
+"""Pooling kernels: MaxPool (native when built), AveragePool (padded through the workspace),
+global pooling."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from .base import float_op, kernel
+from .base import Context, Kernel, float_op, kernel, native_conv_module, native_run
 
 
 def _pool_window(call):
     from ...ops.pool import _window
 
     return _window(call)
+
+
+def _native_max_pool(ctx: Context, x: np.ndarray, out: np.ndarray, win) -> Optional[Kernel]:
+    """The native MaxPool (one pass per plane, no padded copy) when built and float32."""
+    mod = native_conv_module()
+    if mod is None or not hasattr(mod, "MaxPool") or x.dtype != np.float32 \
+            or out.dtype != np.float32 or np.may_share_memory(x, out):
+        return None
+    try:
+        pool = mod.MaxPool(win.kernel, win.strides, win.pads_begin, win.dilations)
+        nbytes = pool.scratch_bytes(x.shape, out.shape, ctx.threads)
+    except (TypeError, ValueError):
+        return None
+    ctx.kind = "native"
+    return native_run(pool, (x, out), ctx, nbytes)
 
 
 @kernel("MaxPool", "AveragePool")
@@ -31,6 +49,10 @@ def _pool(ctx, call, ins, outs):
     hp = max(h + pt + win.pads_end[0], (oh - 1) * sh + dh * (kh - 1) + 1)
     wp = max(wd + pl + win.pads_end[1], (ow - 1) * sw + dw * (kw - 1) + 1)
     is_max = call.node.op_type == "MaxPool"
+    if is_max:
+        native = _native_max_pool(ctx, x, out, win)
+        if native is not None:
+            return native
     fill = -np.inf if is_max else 0.0
     padded = (hp, wp) != (h, wd) or pt or pl
     xp = ctx.workspace.request((n, c, hp, wp), x.dtype) if padded else None
@@ -97,4 +119,15 @@ def _global_pool(ctx, call, ins, outs):
     dest = out.reshape(x.shape[0], x.shape[1])
     if call.node.op_type == "GlobalMaxPool":
         return lambda: np.max(flat, axis=2, out=dest)
-    return lambda: np.mean(flat, axis=2, out=dest)
+    if flat.dtype.kind != "f" or flat.shape[2] == 0:
+        return lambda: np.mean(flat, axis=2, out=dest)
+    # each plane's sum as a matrix-vector product: one BLAS call, where numpy's mean reduces
+    # plane by plane (1280 planes of 7 x 7: 17 us against 73)
+    ones = np.ones((flat.shape[2], 1), flat.dtype)
+    column = dest.reshape(dest.shape + (1,))
+    scale = flat.dtype.type(1 / flat.shape[2])
+
+    def global_average():
+        np.matmul(flat, ones, out=column)
+        np.multiply(column, scale, out=column)
+    return global_average
