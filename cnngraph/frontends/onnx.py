@@ -1,8 +1,8 @@
 """ONNX ModelProto -> Graph.
 
 Weights are never read here: initializers become Constants whose bytes are converted only if
-a pass asks for them. A large file is read lean (onnx_weights): its big payloads stay in the
-file until they are asked for, as external data does (read only then, from the model's folder).
+a pass asks for them. Files are read lean (onnx_weights): large payloads stay in the file until
+they are asked for, as external data does (read only then, from the model's folder).
 Old-style models (IR < 4) list initializers among the graph inputs; those are constants, not
 inputs. Weights computed by constant subgraphs (ConstantOfShape, Constant, Reshape of a
 constant...) stay nodes here and are folded by the shape pass.
@@ -26,12 +26,12 @@ from onnx import numpy_helper
 from .. import dtypes
 from ..errors import CnnGraphError, LoadError
 from ..ir import BLOCK_KEY, Constant, Graph, Node, TensorInfo, block_paths, gc_paused
-from .onnx_weights import LEAN_FILE_BYTES, Payload, external_payload, load_lean
+from .onnx_weights import Payload, external_payload, load_lean
 
 
-def load_onnx(path: str, lean: Optional[bool] = None) -> Graph:
+def load_onnx(path: str, lean: bool = True) -> Graph:
     """Read an ONNX file into a Graph (weights stay unread). ``lean``: leave the large
-    payloads in the file (default: for files of LEAN_FILE_BYTES or more).
+    payloads in the file until they are asked for (False: onnx.load parses them all).
 
     >>> import onnx.backend.test, os
     >>> light = os.path.join(os.path.dirname(onnx.backend.test.__file__), "data", "light")
@@ -42,8 +42,6 @@ def load_onnx(path: str, lean: Optional[bool] = None) -> Graph:
         raise LoadError(f"{path}: no such file")
     if os.path.isdir(path):
         raise LoadError(f"{path}: is a directory, not an ONNX file")
-    if lean is None:
-        lean = os.path.getsize(path) >= LEAN_FILE_BYTES
     payloads: dict[str, Payload] = {}
     try:
         if lean and os.path.getsize(path):

@@ -20,7 +20,6 @@ import onnx
 from .._native import native
 from ..errors import LoadError
 
-LEAN_FILE_BYTES = 16 << 20  # files from this size are read lean (small ones: onnx.load)
 INLINE_BYTES = 4096  # payloads up to this size stay in the parsed model
 
 # ONNX element types as little-endian numpy types: those read from a file as they are (the
