@@ -5,8 +5,6 @@ out = act(conv + bias + residual). Both kernel flavours run: AVX2/FMA (when the 
 and the portable C path.
 """
 
-import importlib.util
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,19 +12,9 @@ from hypothesis import strategies as st
 
 from cnngraph.ops.conv import conv_reference
 
-HAVE_NATIVE = importlib.util.find_spec("cnngraph._native.conv") is not None
-pytestmark = [
-    pytest.mark.native,
-    pytest.mark.skipif(not HAVE_NATIVE, reason="compiled extension not built: pip install -e ."),
-]
+from . import ISAS, MARKS, conv
 
-if HAVE_NATIVE:
-    from cnngraph._native import native
-
-    conv = native("conv")
-    ISAS = ["generic"] + (["avx2"] if conv.set_isa("avx2") == "avx2" else [])
-else:  # pragma: no cover
-    ISAS = ["generic"]
+pytestmark = MARKS
 
 RTOL, ATOL = 1e-4, 1e-5
 

@@ -1,25 +1,13 @@
 """The native max pooling (cnngraph._native.conv.MaxPool) against a numpy loop over windows."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-HAVE_NATIVE = importlib.util.find_spec("cnngraph._native.conv") is not None
-pytestmark = [
-    pytest.mark.native,
-    pytest.mark.skipif(not HAVE_NATIVE, reason="compiled extension not built: pip install -e ."),
-]
+from . import ISAS, MARKS, conv
 
-if HAVE_NATIVE:
-    from cnngraph._native import native
-
-    conv = native("conv")
-    ISAS = ["generic"] + (["avx2"] if conv.set_isa("avx2") == "avx2" else [])
-else:  # pragma: no cover
-    ISAS = ["generic"]
+pytestmark = MARKS
 
 
 def max_pool_reference(x, kernel, strides, pads, dilations, out_hw):
