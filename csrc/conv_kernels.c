@@ -191,6 +191,27 @@ TGT static inline __m256 act_vec(__m256 v, const ep_t *ep) {
         _mm256_storeu_ps(c_, r0);                                                            \
     } while (0)
 
+/* The epilogue of a tile of `rows` x 16 accumulators (c[2i], c[2i + 1]: row i): vector rows
+ * when the tile is full width, else through ep_scalar. Always inlined with a constant `rows`,
+ * so c stays in registers. */
+TGT static inline __attribute__((always_inline)) void ep_tile16(__m256 *c, int rows, float *C,
+                                                                ptrdiff_t ldc, int mr, int nr,
+                                                                const ep_t *ep) {
+    if (nr == NR && ep->act != CG_ACT_SIGMOID) {
+#pragma GCC unroll 6
+        for (int i = 0; i < rows; i++)
+            if (i < mr) EP_ROW2(i, c[2 * i], c[2 * i + 1]);
+    } else {
+        float tmp[MR * NR] __attribute__((aligned(32)));
+#pragma GCC unroll 6
+        for (int i = 0; i < rows; i++) {
+            _mm256_store_ps(tmp + i * NR, c[2 * i]);
+            _mm256_store_ps(tmp + i * NR + 8, c[2 * i + 1]);
+        }
+        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
+    }
+}
+
 #define FMA2(r, a_, c0, c1)                                                                  \
     a_ = _mm256_broadcast_ss(A + (r));                                                       \
     c0 = _mm256_fmadd_ps(a_, b0, c0);                                                        \
@@ -261,15 +282,8 @@ TGT static void kern_avx2_1x16(int kc, const float *A, const float *B, float *C,
         c0 = _mm256_fmadd_ps(a, _mm256_load_ps(B), c0);
         c1 = _mm256_fmadd_ps(a, _mm256_load_ps(B + 8), c1);
     }
-    c0 = _mm256_add_ps(c0, d0);
-    c1 = _mm256_add_ps(c1, d1);
-    if (nr == NR && ep->act != CG_ACT_SIGMOID) {
-        EP_ROW2(0, c0, c1);
-    } else {
-        float tmp[NR] __attribute__((aligned(32)));
-        _mm256_store_ps(tmp, c0); _mm256_store_ps(tmp + 8, c1);
-        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
-    }
+    __m256 c[2] = {_mm256_add_ps(c0, d0), _mm256_add_ps(c1, d1)};
+    ep_tile16(c, 1, C, ldc, mr, nr, ep);
 }
 
 /* The last panel of an M that is not a multiple of MR, when it holds at most 4 rows: the FMAs of
@@ -283,19 +297,8 @@ TGT static void kern_avx2_4x16(int kc, const float *A, const float *B, float *C,
         FMA2(0, a, c00, c01) FMA2(1, a, c10, c11) FMA2(2, a, c20, c21) FMA2(3, a, c30, c31)
         A += MR; B += NR;
     }
-    if (nr == NR && ep->act != CG_ACT_SIGMOID) {
-        EP_ROW2(0, c00, c01);
-        if (mr > 1) EP_ROW2(1, c10, c11);
-        if (mr > 2) EP_ROW2(2, c20, c21);
-        if (mr > 3) EP_ROW2(3, c30, c31);
-    } else {
-        float tmp[4 * NR] __attribute__((aligned(32)));
-        _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
-        _mm256_store_ps(tmp + 16, c10); _mm256_store_ps(tmp + 24, c11);
-        _mm256_store_ps(tmp + 32, c20); _mm256_store_ps(tmp + 40, c21);
-        _mm256_store_ps(tmp + 48, c30); _mm256_store_ps(tmp + 56, c31);
-        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
-    }
+    __m256 c[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+    ep_tile16(c, 4, C, ldc, mr, nr, ep);
 }
 
 /* A panel's last column alone (7x7 outputs: 49 = 3 x 16 + 1), B expanded by pack_b_conv to
@@ -345,20 +348,8 @@ TGT static void kern_avx2(int kc, const float *A, const float *B, float *C, ptrd
         FMA2(3, a, c30, c31) FMA2(4, a, c40, c41) FMA2(5, a, c50, c51)
         A += MR; B += NR;
     }
-    if (nr == NR && ep->act != CG_ACT_SIGMOID) { /* mr is 5 or 6 here */
-        EP_ROW2(0, c00, c01); EP_ROW2(1, c10, c11); EP_ROW2(2, c20, c21);
-        EP_ROW2(3, c30, c31); EP_ROW2(4, c40, c41);
-        if (mr == MR) EP_ROW2(5, c50, c51);
-    } else {
-        float tmp[MR * NR] __attribute__((aligned(32)));
-        _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
-        _mm256_store_ps(tmp + 16, c10); _mm256_store_ps(tmp + 24, c11);
-        _mm256_store_ps(tmp + 32, c20); _mm256_store_ps(tmp + 40, c21);
-        _mm256_store_ps(tmp + 48, c30); _mm256_store_ps(tmp + 56, c31);
-        _mm256_store_ps(tmp + 64, c40); _mm256_store_ps(tmp + 72, c41);
-        _mm256_store_ps(tmp + 80, c50); _mm256_store_ps(tmp + 88, c51);
-        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
-    }
+    __m256 c[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    ep_tile16(c, MR, C, ldc, mr, nr, ep);
 }
 
 /* Direct-mode kernels: row k of B is read in place at b + koff[k] (16 or 8 consecutive output
@@ -374,19 +365,8 @@ TGT static void kern_direct4x16(int K, const float *A, const float *b, const ptr
         FMA2(0, a, c00, c01) FMA2(1, a, c10, c11) FMA2(2, a, c20, c21) FMA2(3, a, c30, c31)
         A += MR;
     }
-    if (nr == NR && ep->act != CG_ACT_SIGMOID) {
-        EP_ROW2(0, c00, c01);
-        if (mr > 1) EP_ROW2(1, c10, c11);
-        if (mr > 2) EP_ROW2(2, c20, c21);
-        if (mr > 3) EP_ROW2(3, c30, c31);
-    } else {
-        float tmp[4 * NR] __attribute__((aligned(32)));
-        _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
-        _mm256_store_ps(tmp + 16, c10); _mm256_store_ps(tmp + 24, c11);
-        _mm256_store_ps(tmp + 32, c20); _mm256_store_ps(tmp + 40, c21);
-        _mm256_store_ps(tmp + 48, c30); _mm256_store_ps(tmp + 56, c31);
-        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
-    }
+    __m256 c[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+    ep_tile16(c, 4, C, ldc, mr, nr, ep);
 }
 
 TGT static void kern_direct16(int K, const float *A, const float *b, const ptrdiff_t *koff,
@@ -401,20 +381,8 @@ TGT static void kern_direct16(int K, const float *A, const float *b, const ptrdi
         FMA2(3, a, c30, c31) FMA2(4, a, c40, c41) FMA2(5, a, c50, c51)
         A += MR;
     }
-    if (nr == NR && ep->act != CG_ACT_SIGMOID) { /* mr is 5 or 6 here */
-        EP_ROW2(0, c00, c01); EP_ROW2(1, c10, c11); EP_ROW2(2, c20, c21);
-        EP_ROW2(3, c30, c31); EP_ROW2(4, c40, c41);
-        if (mr == MR) EP_ROW2(5, c50, c51);
-    } else {
-        float tmp[MR * NR] __attribute__((aligned(32)));
-        _mm256_store_ps(tmp + 0, c00); _mm256_store_ps(tmp + 8, c01);
-        _mm256_store_ps(tmp + 16, c10); _mm256_store_ps(tmp + 24, c11);
-        _mm256_store_ps(tmp + 32, c20); _mm256_store_ps(tmp + 40, c21);
-        _mm256_store_ps(tmp + 48, c30); _mm256_store_ps(tmp + 56, c31);
-        _mm256_store_ps(tmp + 64, c40); _mm256_store_ps(tmp + 72, c41);
-        _mm256_store_ps(tmp + 80, c50); _mm256_store_ps(tmp + 88, c51);
-        ep_scalar(tmp, NR, C, ldc, mr, nr, ep);
-    }
+    __m256 c[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    ep_tile16(c, MR, C, ldc, mr, nr, ep);
 }
 
 TGT static void kern_direct8(int K, const float *A, const float *b, const ptrdiff_t *koff,
