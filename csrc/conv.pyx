@@ -186,6 +186,16 @@ cdef object _f32(str name, object a, int ndim, bint writable=False):
     return a
 
 
+cdef object _bias_copy(object bias, int M):
+    """The kernel's own float32 copy of a (M,) bias, or None."""
+    if bias is None:
+        return None
+    if not isinstance(bias, np.ndarray) or bias.shape != (M,):
+        raise ValueError(f"bias must be a ({M},) numpy array, got "
+                         f"{getattr(bias, 'shape', type(bias).__name__)}")
+    return np.ascontiguousarray(bias, dtype=np.float32).copy()
+
+
 cdef object _aligned_empty(size_t nfloats):
     # 64-byte aligned float32 storage: the packed panels are read with aligned loads.
     raw = np.empty(nfloats + 16, dtype=np.float32)
@@ -349,15 +359,9 @@ cdef class PackedConv:
             if self.p.wino == 1 and cg_conv_uses_winograd(&self.p, input_shape[2],
                                                           input_shape[3]):
                 self.p.wino = 2
-        if bias is not None:
-            if not isinstance(bias, np.ndarray) or bias.shape != (M,):
-                raise ValueError(f"bias must be a ({M},) numpy array, got "
-                                 f"{getattr(bias, 'shape', type(bias).__name__)}")
-            self._bias = np.ascontiguousarray(bias, dtype=np.float32).copy()
-            self.p.bias = <const float*><uintptr_t>self._bias.ctypes.data
-        else:
-            self._bias = None
-            self.p.bias = NULL
+        self._bias = _bias_copy(bias, M)
+        self.p.bias = NULL if self._bias is None else \
+            <const float*><uintptr_t>self._bias.ctypes.data
         self._wpacked = _aligned_empty(cg_conv_packed_floats(&self.p))
         cdef uintptr_t wsrc = w.ctypes.data, wdst = self._wpacked.ctypes.data
         with nogil:
@@ -486,15 +490,9 @@ cdef class PackedDense:
             raise ValueError(f"weight {w.shape} is too large")
         self.p.M, self.p.K = M, K
         self.p.act, self.p.alpha, self.p.beta = _act(activation, alpha, beta)
-        if bias is not None:
-            if not isinstance(bias, np.ndarray) or bias.shape != (M,):
-                raise ValueError(f"bias must be a ({M},) numpy array, got "
-                                 f"{getattr(bias, 'shape', type(bias).__name__)}")
-            self._bias = np.ascontiguousarray(bias, dtype=np.float32).copy()
-            self.p.bias = <const float*><uintptr_t>self._bias.ctypes.data
-        else:
-            self._bias = None
-            self.p.bias = NULL
+        self._bias = _bias_copy(bias, M)
+        self.p.bias = NULL if self._bias is None else \
+            <const float*><uintptr_t>self._bias.ctypes.data
         cdef uintptr_t wsrc = w.ctypes.data, wdst
         if pack:
             self._wpacked = _aligned_empty(cg_dense_packed_floats(&self.p))
