@@ -3,11 +3,13 @@ were written in place), Transpose, Gather, Cast, Pad, Resize, Slice, Split, Wher
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ...ops.base import normalize_axis
 from .activation import activation_kernel
-from .base import float_op, kernel, same_memory
+from .base import Kernel, float_op, kernel, same_memory
 
 
 @kernel("Concat")
@@ -23,13 +25,18 @@ def _concat(ctx, call, ins, outs):
         if same_memory(dest, v):
             continue  # the producer wrote straight into its slice of the output
         copies.append((dest, v))
-    if not copies:
+    return _copies(copies)
+
+
+def _copies(pairs: list) -> Optional[Kernel]:
+    """Copy each (dest, src) pair; None when there is nothing to copy."""
+    if not pairs:
         return None
 
-    def concat():
-        for dest, v in copies:
-            np.copyto(dest, v)
-    return concat
+    def copy():
+        for dest, src in pairs:
+            np.copyto(dest, src)
+    return copy
 
 
 @kernel("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
@@ -215,13 +222,7 @@ def _split(ctx, call, ins, outs):
         at += size
         if out is not None and not same_memory(out, src):
             copies.append((out, src))
-    if not copies:
-        return None
-
-    def split():
-        for out, src in copies:
-            np.copyto(out, src)
-    return split
+    return _copies(copies)
 
 
 @kernel("Where")
