@@ -195,13 +195,7 @@ def alias_py(graph, shapes, order: Sequence[str], dtype: str = "float32",
             up = parent[up][0]
             keep = list(keep) + tensors_of(up)
         leaves[t] = (tensors, keep, any(u in outputs for u in keep))
-    groups = []
-    for st in children:
-        if st not in parent:
-            group: list = []
-            _collect(st, 0, children, group)
-            groups.append(group)
-    return Aliasing(leaf, leaves, groups, size, producer, readers, preds)
+    return Aliasing(leaf, leaves, _groups(children, parent), size, producer, readers, preds)
 
 
 # node flags of the native core
@@ -320,13 +314,7 @@ def table_groups(tb: Table) -> list:
         children.setdefault(p, []).append((off, c))
     for kids in children.values():
         kids.sort()
-    groups = []
-    for st in children:
-        if st not in parent_of:
-            group: list = []
-            _collect(st, 0, children, group)
-            groups.append(group)
-    return groups
+    return _groups(children, parent_of)
 
 
 def _alias_native(graph, shapes, order, dtype, inplace, training):
@@ -391,6 +379,17 @@ def _slices(node, shape, out, value, storage, chain, size, producer, parent):
             return None
         result.append(st)
     return result if sum(size[st] for st in result) == size[out] else None
+
+
+def _groups(children: dict, parent: dict) -> list:
+    """One group per outermost sliced storage: its slices, nested ones flattened by _collect."""
+    groups = []
+    for st in children:
+        if st not in parent:
+            group: list = []
+            _collect(st, 0, children, group)
+            groups.append(group)
+    return groups
 
 
 def _collect(s, base, children, group) -> None:
