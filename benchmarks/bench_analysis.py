@@ -329,7 +329,6 @@ def bench_synthetic(sizes: list[int], repeats: int, console: Console) -> list[di
 
 # Steps of load + analyze worth naming: (path suffix, function) -> label.
 PHASES = {
-    ("onnx/__init__.py", "load_model"): "onnx.load (protobuf parse)",
     ("cnngraph/frontends/onnx_weights.py", "load_lean"):
         "load_lean (wire walk, protobuf parse without the weights)",
     ("cnngraph/frontends/onnx.py", "from_model"): "from_model (ModelProto -> Graph)",
