@@ -39,14 +39,14 @@ class Payload(NamedTuple):
 
     def read(self, shape: tuple[int, ...]) -> np.ndarray:
         st = _stat(self.path)
-        if self.stamp is not None and (st.st_size, st.st_mtime_ns) != self.stamp:
+        if self.stamp is not None and _stamp(st) != self.stamp:
             raise LoadError(f"{self.path}: the file changed after it was loaded; load it again")
         dtype = np.dtype(self.dtype)
         count = self.nbytes // dtype.itemsize
         if count != int(np.prod(shape, dtype=np.int64)) or self.nbytes % dtype.itemsize:
             raise LoadError(f"{self.path}: a tensor of shape {shape} holds {self.nbytes} bytes "
                             f"of {dtype.name}")
-        if self.offset + self.nbytes > st.st_size:
+        if self.offset < 0 or self.offset + self.nbytes > st.st_size:
             raise LoadError(f"{self.path}: a tensor of {self.nbytes} bytes at offset "
                             f"{self.offset} runs past the file's end ({st.st_size} bytes)")
         a = np.fromfile(self.path, dtype=dtype, count=count, offset=self.offset)
@@ -58,6 +58,10 @@ def _stat(path: str) -> os.stat_result:
         return os.stat(path)
     except OSError as e:
         raise LoadError(f"{path}: cannot read the weights ({e.strerror})") from None
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int]:
+    return st.st_size, st.st_mtime_ns
 
 
 def external_payload(tensor: onnx.TensorProto, model_path: str) -> Optional[Payload]:
@@ -82,8 +86,7 @@ def external_payload(tensor: onnx.TensorProto, model_path: str) -> Optional[Payl
         raise LoadError(f"{model_path}: initializer '{tensor.name}' has external data offset "
                         f"'{info.get('offset')}' and length '{info.get('length')}'") from None
     try:
-        st = os.stat(path)
-        stamp = (st.st_size, st.st_mtime_ns)
+        stamp = _stamp(os.stat(path))
     except OSError:
         stamp = None  # analysis needs no weights; reading them says the file is missing
     return Payload(path, offset, nbytes, dtype, stamp)
@@ -94,8 +97,7 @@ def load_lean(path: str) -> tuple[onnx.ModelProto, dict[str, Payload]]:
 
     Raises ValueError when the bytes are not well-formed protobuf (the caller words it).
     """
-    st = _stat(path)
-    stamp = (st.st_size, st.st_mtime_ns)
+    stamp = _stamp(_stat(path))
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         view = memoryview(buf)
         try:

@@ -198,17 +198,21 @@ def test_large_exports_with_a_side_file_run(tmp_path, monkeypatch):
     np.testing.assert_array_equal(out, want)
 
 
-@pytest.mark.parametrize("location, message", [
-    ("../outside.bin", "not a file in the model's folder"),
-    ("/etc/passwd", "not a file in the model's folder"),
-    ("missing.bin", "cannot read the weights"),
+@pytest.mark.parametrize("location, offset, message", [
+    ("../outside.bin", "0", "not a file in the model's folder"),
+    ("/etc/passwd", "0", "not a file in the model's folder"),
+    ("missing.bin", "0", "cannot read the weights"),
+    ("weights.bin", "-8", "at offset -8 runs past"),
+    ("weights.bin", "8", "at offset 8 runs past the file's end"),
 ])
-def test_bad_external_data_analyses_but_does_not_run(tmp_path, location, message):
+def test_bad_external_data_analyses_but_does_not_run(tmp_path, location, offset, message):
+    (tmp_path / "weights.bin").write_bytes(bytes(8 * 27 * 4))  # exactly the weight, no more
     w = numpy_helper.from_array(np.ones((8, 3, 3, 3), np.float32), "w")
     w.ClearField("raw_data")
     w.data_location = TensorProto.EXTERNAL
-    entry = w.external_data.add()
-    entry.key, entry.value = "location", location
+    for key, value in (("location", location), ("offset", offset)):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], "g",
