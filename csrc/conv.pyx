@@ -196,6 +196,13 @@ cdef object _bias_copy(object bias, int M):
     return np.ascontiguousarray(bias, dtype=np.float32).copy()
 
 
+cdef const float* _floats(object a):
+    """The data of a float32 array, or NULL for None."""
+    if a is None:
+        return NULL
+    return <const float*><uintptr_t>a.ctypes.data
+
+
 cdef object _aligned_empty(size_t nfloats):
     # 64-byte aligned float32 storage: the packed panels are read with aligned loads.
     raw = np.empty(nfloats + 16, dtype=np.float32)
@@ -360,8 +367,7 @@ cdef class PackedConv:
                                                           input_shape[3]):
                 self.p.wino = 2
         self._bias = _bias_copy(bias, M)
-        self.p.bias = NULL if self._bias is None else \
-            <const float*><uintptr_t>self._bias.ctypes.data
+        self.p.bias = _floats(self._bias)
         self._wpacked = _aligned_empty(cg_conv_packed_floats(&self.p))
         cdef uintptr_t wsrc = w.ctypes.data, wdst = self._wpacked.ctypes.data
         with nogil:
@@ -491,8 +497,7 @@ cdef class PackedDense:
         self.p.M, self.p.K = M, K
         self.p.act, self.p.alpha, self.p.beta = _act(activation, alpha, beta)
         self._bias = _bias_copy(bias, M)
-        self.p.bias = NULL if self._bias is None else \
-            <const float*><uintptr_t>self._bias.ctypes.data
+        self.p.bias = _floats(self._bias)
         cdef uintptr_t wsrc = w.ctypes.data, wdst
         if pack:
             self._wpacked = _aligned_empty(cg_dense_packed_floats(&self.p))

@@ -2478,14 +2478,13 @@ static void dense_rows_task(void *c, int tid, int nth) {
                     }
                 }
             }
-            for (int b = 0; b < nb; b++)
-                for (int i = 0; i < nm; i++) {
-                    size_t o = (size_t)(b0 + b) * M + m0 + i;
-                    float v = acc[b * ROWS_M + i];
-                    if (p->bias) v += p->bias[m0 + i];
-                    if (r->res) v += r->res[o];
-                    r->y[o] = act_scalar(v, p->act, p->alpha, p->beta);
-                }
+            ep_t ep = {0};
+            ep.bias_col = p->bias ? p->bias + m0 : NULL;
+            ep.res = r->res ? r->res + (size_t)b0 * M + m0 : NULL;
+            ep.ldr = M;
+            ep.first = ep.last = 1;
+            ep.act = p->act; ep.alpha = p->alpha; ep.beta = p->beta;
+            ep_scalar(acc, ROWS_M, r->y + (size_t)b0 * M + m0, M, nb, nm, &ep);
         }
     }
 }
